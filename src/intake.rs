@@ -1,0 +1,228 @@
+//! What every provider's endpoint shares: reading the body within limits, committing the event
+//! to the inbox before answering, and the one place where errors become HTTP responses.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::AllowedIps;
+use crate::dispatch::{Dispatcher, Router};
+use crate::envelope::Envelope;
+use crate::envelope::Source;
+use crate::metrics;
+use crate::signature::{Verifier, VerifyError};
+use crate::sources::livedesk::verify::{ChatwootVerifier, UrlToken};
+use crate::store::{InsertOutcome, Store};
+
+/// Seconds a client is asked to wait before retrying after a 503.
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// Shared state of the public listener: authentication material, limits, and where accepted
+/// events go. Held in an `Arc`; every request borrows it.
+pub struct Intake {
+    /// ChatBrick verifiers by endpoint name (`default` for `/webhooks/chatbrick`); empty = off.
+    pub chatbrick: HashMap<String, Verifier>,
+    /// liveDesk authentication; `None` = off.
+    pub livedesk: Option<LivedeskAuth>,
+    /// Per-source client allow-lists (empty list = any address).
+    pub allowed_ips: AllowedIps,
+    /// Largest body accepted.
+    pub body_limit: usize,
+    /// Time allowed to receive the body.
+    pub body_timeout: Duration,
+    /// Requests handled at once; beyond it, 503 with `Retry-After` instead of queueing.
+    pub slots: Arc<Semaphore>,
+    /// The inbox.
+    pub store: Arc<dyn Store>,
+    /// Which handlers each event goes to.
+    pub router: Router,
+    /// Woken for each committed delivery.
+    pub dispatcher: Arc<Dispatcher>,
+    /// False while the store fails to commit, or once shutdown has begun: `/readyz` says 503.
+    pub ready: AtomicBool,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake")
+            .field(
+                "chatbrick_endpoints",
+                &self.chatbrick.keys().collect::<Vec<_>>(),
+            )
+            .field("livedesk", &self.livedesk.is_some())
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// liveDesk's URL token, and the Chatwoot signature check when a secret is configured.
+#[derive(Debug)]
+pub struct LivedeskAuth {
+    /// The `<token>` of `/webhooks/livedesk/<token>`.
+    pub token: UrlToken,
+    /// Checks `X-Chatwoot-Signature` when set.
+    pub chatwoot: Option<ChatwootVerifier>,
+}
+
+/// Every way intake can refuse a request, each with its HTTP status and short reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// The source is off, or the ChatBrick endpoint is unknown.
+    #[error("no such webhook endpoint")]
+    NotFound,
+    /// The client address is not on the source's allow-list.
+    #[error("client address not allowed")]
+    Forbidden,
+    /// Authentication failed.
+    #[error("authentication failed: {0}")]
+    Unauthorized(#[from] VerifyError),
+    /// The body is above the limit.
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body did not arrive in time.
+    #[error("body not received within {0:?}")]
+    Timeout(Duration),
+    /// The connection failed while the body was read.
+    #[error("could not read the body: {0}")]
+    BadBody(String),
+    /// Too many requests at once.
+    #[error("too many concurrent requests")]
+    Overloaded,
+    /// The inbox could not commit: the sender must retry.
+    #[error("store unavailable")]
+    Unavailable,
+}
+
+impl Rejection {
+    /// Status code and machine-readable reason.
+    fn status_and_reason(&self) -> (StatusCode, &'static str) {
+        match self {
+            Rejection::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Rejection::Forbidden => (StatusCode::FORBIDDEN, "ip_not_allowed"),
+            Rejection::Unauthorized(e) => (StatusCode::UNAUTHORIZED, e.reason()),
+            Rejection::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Rejection::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            Rejection::BadBody(_) => (StatusCode::BAD_REQUEST, "bad_body"),
+            Rejection::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            Rejection::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        }
+    }
+
+    /// The reason, as used in metrics.
+    pub fn reason(&self) -> &'static str {
+        self.status_and_reason().1
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        let mut response = (status, axum::Json(json!({ "error": reason }))).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+impl Intake {
+    /// Refuses clients outside the source's allow-list (when it has one).
+    pub fn check_client(&self, source: Source, client: Option<IpAddr>) -> Result<(), Rejection> {
+        let allowed = match source {
+            Source::Chatbrick => &self.allowed_ips.chatbrick,
+            Source::Livedesk => &self.allowed_ips.livedesk,
+        };
+        if allowed.is_empty() {
+            return Ok(());
+        }
+        match client {
+            Some(ip) if allowed.iter().any(|net| net.contains(&ip)) => Ok(()),
+            _ => Err(Rejection::Forbidden),
+        }
+    }
+
+    /// Takes a request slot, or refuses with 503 when all are busy.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit, Rejection> {
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Rejection::Overloaded)
+    }
+
+    /// Reads the whole body, refusing it past the size limit or the time limit.
+    pub async fn read_body(&self, body: Body) -> Result<Bytes, Rejection> {
+        let limited = Limited::new(body, self.body_limit);
+        match tokio::time::timeout(self.body_timeout, limited.collect()).await {
+            Err(_) => Err(Rejection::Timeout(self.body_timeout)),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => Err(Rejection::TooLarge(self.body_limit)),
+            Ok(Err(e)) => Err(Rejection::BadBody(e.to_string())),
+        }
+    }
+
+    /// Commits an authenticated event with its deliveries, then answers 200; or 503 when the
+    /// store cannot commit, so that the sender retries.
+    pub async fn accept(&self, envelope: Envelope) -> Response {
+        let deliveries = self.router.deliveries(&envelope);
+        let handlers: Vec<String> = deliveries.iter().map(|d| d.handler.clone()).collect();
+        let started = Instant::now();
+        let outcome = self.store.insert(&envelope, deliveries).await;
+        metrics::commit_latency(started.elapsed());
+        match outcome {
+            Ok(outcome) => {
+                self.ready.store(true, Ordering::Relaxed);
+                self.acknowledged(&envelope, outcome, &handlers)
+            }
+            Err(e) => {
+                self.ready.store(false, Ordering::Relaxed);
+                tracing::error!(source = envelope.source.as_str(), event_id = %envelope.id, error = %e,
+                    "cannot commit event; answered 503 so that the sender retries");
+                metrics::request(
+                    envelope.source,
+                    &envelope.endpoint,
+                    Rejection::Unavailable.reason(),
+                );
+                Rejection::Unavailable.into_response()
+            }
+        }
+    }
+
+    fn acknowledged(
+        &self,
+        envelope: &Envelope,
+        outcome: InsertOutcome,
+        handlers: &[String],
+    ) -> Response {
+        let status = match outcome {
+            InsertOutcome::Stored => {
+                for handler in handlers {
+                    self.dispatcher.wake(handler);
+                }
+                metrics::event(envelope.source, &envelope.event_type);
+                "accepted"
+            }
+            InsertOutcome::Duplicate => "duplicate",
+        };
+        metrics::request(envelope.source, &envelope.endpoint, status);
+        tracing::debug!(source = envelope.source.as_str(), event_type = %envelope.event_type,
+            event_id = %envelope.id, provider_id = %envelope.provider_id,
+            undecodable = envelope.event.decode_error(), status, "webhook received");
+        if let Some(error) = envelope.event.decode_error() {
+            tracing::warn!(source = envelope.source.as_str(), event_id = %envelope.id, error,
+                "authentic body does not fit the event types; stored raw and flagged");
+        }
+        axum::Json(json!({ "status": status, "id": envelope.id })).into_response()
+    }
+}

@@ -1,0 +1,193 @@
+//! The client's address behind reverse proxies: `X-Forwarded-For` and `Forwarded` are believed
+//! only when the connecting peer is a trusted proxy, and only as far as the chain of trusted
+//! proxies goes, so a client cannot pick its own address by sending the header itself.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+
+/// Networks whose connections may tell us the real client address.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    /// Trusted networks; empty means trust nobody and use the peer address.
+    networks: Vec<IpNet>,
+}
+
+impl TrustedProxies {
+    /// From CIDRs such as `10.0.0.0/8` or single addresses such as `127.0.0.1`.
+    pub fn new(networks: Vec<IpNet>) -> Self {
+        TrustedProxies { networks }
+    }
+
+    /// Whether `ip` belongs to a trusted proxy.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.networks.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client address: the peer, or when the peer is trusted, the nearest address in the
+    /// forwarding chain (right to left) that is not itself a trusted proxy.
+    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        let peer_ip = canonical(peer.ip());
+        if !self.trusts(peer_ip) {
+            return peer_ip;
+        }
+        let chain = forwarded_chain(headers);
+        let mut client = peer_ip;
+        for hop in chain.into_iter().rev() {
+            client = hop;
+            if !self.trusts(hop) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// Maps IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) to IPv4, as dual-stack sockets report them.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The addresses of the forwarding chain, leftmost (original client) first: from `Forwarded`
+/// (RFC 7239) when present, else from `X-Forwarded-For`. Unparsable entries end the chain.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<IpAddr> {
+    let forwarded: Vec<&str> = headers
+        .get_all("forwarded")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .flat_map(|v| v.split(','))
+            .filter_map(forwarded_for)
+            .collect();
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|entry| parse_ip(entry.trim()))
+        .map(canonical)
+        .collect()
+}
+
+/// The `for=` address of one `Forwarded` element.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    element.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("for")
+            .then(|| parse_ip(value.trim().trim_matches('"')))
+            .flatten()
+            .map(canonical)
+    })
+}
+
+/// An address with an optional port: `1.2.3.4`, `1.2.3.4:80`, `[::1]`, `[::1]:80`, `::1`.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    text.strip_prefix('[')
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|inner| inner.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(list: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(list.iter().map(|s| s.parse().unwrap()).collect())
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    fn peer(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), 4000)
+    }
+
+    #[test]
+    fn untrusted_peer_is_the_client_whatever_it_claims() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-for", "1.1.1.1")]);
+        assert_eq!(
+            trusted.client_ip(peer("203.0.113.9"), &h).to_string(),
+            "203.0.113.9"
+        );
+    }
+
+    #[test]
+    fn trusted_peer_forwards_the_client() {
+        let trusted = proxies(&["10.0.0.0/8", "127.0.0.1/32"]);
+        let h = headers(&[("x-forwarded-for", "198.51.100.7, 10.1.2.3")]);
+        assert_eq!(
+            trusted.client_ip(peer("127.0.0.1"), &h).to_string(),
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn spoofed_leftmost_entries_are_ignored() {
+        let trusted = proxies(&["127.0.0.1/32"]);
+        // The client sent "X-Forwarded-For: 6.6.6.6"; the proxy appended the real address.
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7")]);
+        assert_eq!(
+            trusted.client_ip(peer("127.0.0.1"), &h).to_string(),
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn forwarded_header_wins_and_handles_ports_and_ipv6() {
+        let trusted = proxies(&["127.0.0.1/32"]);
+        let h = headers(&[
+            (
+                "forwarded",
+                "for=\"[2001:db8::1]:4711\";proto=https, for=127.0.0.1",
+            ),
+            ("x-forwarded-for", "9.9.9.9"),
+        ]);
+        assert_eq!(
+            trusted.client_ip(peer("127.0.0.1"), &h).to_string(),
+            "2001:db8::1"
+        );
+    }
+
+    #[test]
+    fn no_header_from_trusted_peer_means_the_peer() {
+        let trusted = proxies(&["127.0.0.1/32"]);
+        assert_eq!(
+            trusted
+                .client_ip(peer("127.0.0.1"), &HeaderMap::new())
+                .to_string(),
+            "127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_match_ipv4_networks() {
+        let trusted = proxies(&["127.0.0.1/32"]);
+        let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(
+            trusted.client_ip(peer("::ffff:127.0.0.1"), &h).to_string(),
+            "198.51.100.7"
+        );
+    }
+}

@@ -1,0 +1,523 @@
+//! Putting hookline together: the public listener (webhooks, health), the admin listener
+//! (inspection, replay, metrics), the dispatcher and the pruning task, with one shutdown path.
+//!
+//! Library users start here: [`ServerBuilder`] takes a [`Config`] and, optionally, their own
+//! [`Handler`]s and routes.
+
+pub mod admin;
+pub mod client_ip;
+pub mod http;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use crate::config::{Config, ConfigError, HandlerConfig, RouteConfig};
+use crate::dispatch::{Dispatcher, HandlerEntry, RetryPolicy, Router as EventRouter};
+use crate::handlers::file::FileHandler;
+use crate::handlers::forward::ForwardHandler;
+use crate::handlers::log::LogHandler;
+use crate::handlers::Handler;
+use crate::intake::{Intake, LivedeskAuth};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::signature::{Key, Verifier};
+use crate::sources::livedesk::verify::{ChatwootVerifier, UrlToken};
+use crate::sources::{chatbrick, livedesk};
+use crate::store::{SqliteStore, Store, StoreError};
+
+use client_ip::TrustedProxies;
+
+/// How often the delivery gauges are refreshed from the store.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Why hookline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The client address of a request, after trusted-proxy resolution; in request extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Builds a hookline server from a configuration plus handlers and routes given in code.
+pub struct ServerBuilder {
+    /// File and environment configuration.
+    config: Config,
+    /// Handlers given in code: name, handler, concurrency.
+    handlers: Vec<HandlerEntry>,
+    /// Routes given in code, after the configured ones.
+    routes: Vec<RouteConfig>,
+    /// A store given in code instead of the SQLite one in `data_dir`.
+    store: Option<Arc<dyn Store>>,
+}
+
+impl ServerBuilder {
+    /// Starts from a configuration (for instance [`Config::load`]).
+    pub fn new(config: Config) -> Self {
+        ServerBuilder {
+            config,
+            handlers: Vec::new(),
+            routes: Vec::new(),
+            store: None,
+        }
+    }
+
+    /// Adds a handler under `name`, running up to `concurrency` deliveries at once.
+    pub fn handler(mut self, name: &str, handler: impl Handler, concurrency: usize) -> Self {
+        self.handlers
+            .push((name.to_owned(), Arc::new(handler), concurrency));
+        self
+    }
+
+    /// Adds a route (to a configured handler or one added with [`ServerBuilder::handler`]).
+    /// When any route is added in code, the implicit "everything to `log`" default route is
+    /// not used unless the configuration itself lists it.
+    pub fn route(mut self, route: RouteConfig) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// Uses this store instead of opening SQLite in `data_dir`.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Builds everything, binds both listeners and starts serving.
+    pub async fn start(self) -> Result<Server, StartError> {
+        let ServerBuilder {
+            mut config,
+            handlers: custom,
+            routes,
+            store,
+        } = self;
+        merge_code_routes(&mut config, routes, &custom)?;
+        let store: Arc<dyn Store> = match store {
+            Some(store) => store,
+            None => Arc::new(SqliteStore::open(
+                &config.data_dir,
+                config.store.synchronous,
+                config.store.max_size,
+            )?),
+        };
+        let mut handlers = configured_handlers(&config)?;
+        handlers.extend(custom);
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            handlers,
+            RetryPolicy::from(&config.delivery),
+            config.delivery.timeout,
+            config.delivery.shutdown_grace,
+        ));
+        let intake = Arc::new(build_intake(&config, store.clone(), dispatcher.clone())?);
+        let public = bind(config.listen).await?;
+        let admin = bind(config.admin.listen).await?;
+        Ok(Server::spawn(
+            config, store, intake, dispatcher, public, admin,
+        ))
+    }
+}
+
+/// Adds routes given in code to the configuration and checks them against all handlers.
+fn merge_code_routes(
+    config: &mut Config,
+    routes: Vec<RouteConfig>,
+    custom: &[HandlerEntry],
+) -> Result<(), ConfigError> {
+    if !routes.is_empty() {
+        let implicit_default = config.routes.len() == 1
+            && config.routes[0].name.is_none()
+            && config.routes[0].handler == crate::config::LOG_HANDLER;
+        if implicit_default {
+            config.routes.clear();
+        }
+        config.routes.extend(routes);
+    }
+    for route in &config.routes {
+        let known = config.handlers.contains_key(&route.handler)
+            || custom.iter().any(|(name, _, _)| *name == route.handler);
+        if !known {
+            return Err(ConfigError::Invalid(format!(
+                "route {:?} refers to handler {:?}, which is neither configured nor added in code",
+                route.name(),
+                route.handler
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Instantiates the handlers of `[handlers]`.
+fn configured_handlers(config: &Config) -> Result<Vec<HandlerEntry>, ConfigError> {
+    config
+        .handlers
+        .iter()
+        .map(|(name, handler_config)| {
+            let invalid = |e: String| ConfigError::Invalid(format!("handler {name:?}: {e}"));
+            let handler: Arc<dyn Handler> = match handler_config {
+                HandlerConfig::Log {
+                    include_personal, ..
+                } => Arc::new(LogHandler {
+                    include_personal: *include_personal,
+                }),
+                HandlerConfig::Forward {
+                    url,
+                    secret,
+                    format,
+                    timeout,
+                    retry_client_errors,
+                    ..
+                } => Arc::new(
+                    ForwardHandler::new(url, secret, *format, *timeout, *retry_client_errors)
+                        .map_err(|e| invalid(e.to_string()))?,
+                ),
+                HandlerConfig::File { path, .. } => Arc::new(
+                    FileHandler::open(path)
+                        .map_err(|e| invalid(format!("cannot open {}: {e}", path.display())))?,
+                ),
+            };
+            Ok((name.clone(), handler, handler_config.concurrency()))
+        })
+        .collect()
+}
+
+/// Parses secrets into verifiers and assembles the intake state.
+fn build_intake(
+    config: &Config,
+    store: Arc<dyn Store>,
+    dispatcher: Arc<Dispatcher>,
+) -> Result<Intake, ConfigError> {
+    Ok(Intake {
+        chatbrick: chatbrick_verifiers(config)?,
+        livedesk: livedesk_auth(config)?,
+        allowed_ips: config.allowed_ips.clone(),
+        body_limit: config.body_limit,
+        body_timeout: config.request_timeout,
+        slots: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+        store,
+        router: EventRouter::new(&config.routes),
+        dispatcher,
+        ready: AtomicBool::new(true),
+    })
+}
+
+/// Parses a list of secrets, naming the setting (never the secret) when one is invalid.
+pub fn parse_keys(setting: &str, secrets: &[String]) -> Result<Vec<Key>, ConfigError> {
+    secrets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.parse::<Key>().map_err(|e| {
+                ConfigError::Invalid(format!("{setting}: secret #{} is invalid: {e}", i + 1))
+            })
+        })
+        .collect()
+}
+
+/// One verifier per ChatBrick endpoint that has secrets.
+fn chatbrick_verifiers(config: &Config) -> Result<HashMap<String, Verifier>, ConfigError> {
+    let mut verifiers = HashMap::new();
+    if !config.chatbrick.secrets.is_empty() {
+        let keys = parse_keys("chatbrick.secrets", &config.chatbrick.secrets)?;
+        verifiers.insert(
+            chatbrick::DEFAULT_ENDPOINT.to_owned(),
+            Verifier::new(keys, config.tolerance),
+        );
+    }
+    for endpoint in &config.chatbrick.endpoints {
+        let keys = parse_keys(
+            &format!("chatbrick.endpoints.{}", endpoint.name),
+            &endpoint.secrets,
+        )?;
+        verifiers.insert(endpoint.name.clone(), Verifier::new(keys, config.tolerance));
+    }
+    Ok(verifiers)
+}
+
+/// liveDesk authentication, when a token is configured.
+fn livedesk_auth(config: &Config) -> Result<Option<LivedeskAuth>, ConfigError> {
+    let Some(token) = &config.livedesk.token else {
+        if config.livedesk.secret.is_some() {
+            return Err(ConfigError::Invalid(
+                "livedesk.secret is set but livedesk.token is not: the token is required".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let token = UrlToken::new(token.clone())
+        .map_err(|e| ConfigError::Invalid(format!("livedesk.token: {e}")))?;
+    let chatwoot = config
+        .livedesk
+        .secret
+        .clone()
+        .map(|secret| ChatwootVerifier::new(secret, config.tolerance));
+    Ok(Some(LivedeskAuth { token, chatwoot }))
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// A running hookline: both listeners, the dispatcher and the background tasks.
+pub struct Server {
+    /// Where providers post.
+    public_addr: SocketAddr,
+    /// Where the admin API listens.
+    admin_addr: SocketAddr,
+    /// Stops everything.
+    trigger: ShutdownTrigger,
+    /// Intake state, to mark it unready on shutdown.
+    intake: Arc<Intake>,
+    /// Listener tasks (finish first on shutdown).
+    listeners: JoinSet<()>,
+    /// Dispatcher and maintenance tasks (finish after the listeners).
+    workers: JoinSet<()>,
+}
+
+impl Server {
+    fn spawn(
+        config: Config,
+        store: Arc<dyn Store>,
+        intake: Arc<Intake>,
+        dispatcher: Arc<Dispatcher>,
+        public: TcpListener,
+        admin: TcpListener,
+    ) -> Server {
+        let (trigger, shutdown) = shutdown::channel();
+        let public_addr = public.local_addr().unwrap_or(config.listen);
+        let admin_addr = admin.local_addr().unwrap_or(config.admin.listen);
+        let grace = config.delivery.shutdown_grace.max(config.request_timeout);
+        let mut listeners = JoinSet::new();
+        listeners.spawn(http::serve(
+            public,
+            public_router(&config, intake.clone()),
+            config.header_timeout,
+            shutdown.clone(),
+            grace,
+        ));
+        let admin_state = admin::AdminState::new(&config, store.clone(), dispatcher.clone());
+        listeners.spawn(http::serve(
+            admin,
+            admin::router(admin_state),
+            config.header_timeout,
+            shutdown.clone(),
+            grace,
+        ));
+        let mut workers = JoinSet::new();
+        workers.spawn(dispatcher.run(shutdown.clone()));
+        workers.spawn(prune_loop(store.clone(), config.clone(), shutdown.clone()));
+        workers.spawn(gauge_loop(store, shutdown));
+        tracing::info!(listen = %public_addr, admin = %admin_addr, "hookline started");
+        Server {
+            public_addr,
+            admin_addr,
+            trigger,
+            intake,
+            listeners,
+            workers,
+        }
+    }
+
+    /// The bound public address (useful with port 0).
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    /// The bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Begins a graceful shutdown: stop accepting, finish in-flight requests, let running
+    /// deliveries finish within the grace period.
+    pub fn shutdown(&self) {
+        self.intake.ready.store(false, Ordering::Relaxed);
+        self.trigger.trigger();
+    }
+
+    /// A listener for the shutdown signal, for code that runs beside the server.
+    pub fn shutdown_signal(&self) -> Shutdown {
+        self.trigger.subscribe()
+    }
+
+    /// Waits until the server has stopped (after [`Server::shutdown`]).
+    pub async fn wait(mut self) {
+        while self.listeners.join_next().await.is_some() {}
+        while self.workers.join_next().await.is_some() {}
+        tracing::info!("hookline stopped");
+    }
+}
+
+/// The public routes, under the base path.
+fn public_router(config: &Config, intake: Arc<Intake>) -> Router {
+    let trusted = Arc::new(TrustedProxies::new(config.trusted_proxies.clone()));
+    let routes = Router::new()
+        .route("/webhooks/chatbrick", post(chatbrick::receive_default))
+        .route(
+            "/webhooks/chatbrick/{endpoint}",
+            post(chatbrick::receive_named),
+        )
+        .route("/webhooks/livedesk/{token}", post(livedesk::receive))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(intake);
+    let routes = if config.base_path.is_empty() {
+        routes
+    } else {
+        Router::new()
+            .nest(&config.base_path, routes)
+            .fallback(not_found)
+    };
+    with_request_layers(routes, trusted)
+}
+
+/// Request ids, client address resolution, and one access-log line per request.
+pub fn with_request_layers(router: Router, trusted: Arc<TrustedProxies>) -> Router {
+    let header = HeaderName::from_static(http::REQUEST_ID_HEADER);
+    router
+        .layer(axum::middleware::from_fn(move |request, next| {
+            resolve_client(trusted.clone(), request, next)
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(SetRequestIdLayer::new(header, http::RandomRequestId))
+}
+
+/// The span every request's log lines carry: request id, method, masked path, client.
+fn request_span(request: &Request) -> Span {
+    let request_id = request
+        .headers()
+        .get(http::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        request_id,
+        method = %request.method(),
+        path = %http::masked_path(request.uri().path()),
+        client = tracing::field::Empty,
+    )
+}
+
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    crate::metrics::intake_latency(latency);
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request"
+    );
+}
+
+/// Puts the client address in the request extensions and the request span.
+async fn resolve_client(
+    trusted: Arc<TrustedProxies>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let client = trusted.client_ip(peer, request.headers());
+    Span::current().record("client", tracing::field::display(client));
+    request.extensions_mut().insert(ClientIp(client));
+    next.run(request).await
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(intake): State<Arc<Intake>>) -> Response {
+    if intake.ready.load(Ordering::Relaxed) {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable" })),
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))).into_response()
+}
+
+/// Deletes what is past the dedupe window and retention, every `prune_interval`.
+async fn prune_loop(store: Arc<dyn Store>, config: Config, mut shutdown: Shutdown) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(config.store.prune_interval) => {}
+        }
+        let started = Instant::now();
+        match store
+            .prune(config.store.dedupe_window, config.store.retention)
+            .await
+        {
+            Ok(stats) if stats.events_deleted + stats.bodies_dropped > 0 => tracing::info!(
+                events_deleted = stats.events_deleted,
+                bodies_dropped = stats.bodies_dropped,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "pruned the store"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+        }
+    }
+}
+
+/// Refreshes the delivery gauges.
+async fn gauge_loop(store: Arc<dyn Store>, mut shutdown: Shutdown) {
+    loop {
+        match store.counts().await {
+            Ok(counts) => crate::metrics::deliveries(counts),
+            Err(e) => tracing::debug!(error = %e, "cannot read delivery counts"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
+        }
+    }
+}

@@ -1,0 +1,621 @@
+//! Typed ChatBrick webhook events.
+//!
+//! Every ChatBrick body is `{"type": "<event type>", "data": {...}}`. [`Event::decode`] turns the
+//! documented types into typed variants and keeps any other type raw in [`Event::Other`], because
+//! ChatBrick marks all its events beta and adds types and fields without notice.
+//!
+//! The types are deliberately tolerant: unknown fields are ignored, identifiers are required (an
+//! event about a contact without its id cannot be routed), and every other field is an `Option`
+//! where both an absent key and `null` mean `None`. Empty-string URLs also mean `None`.
+
+use chrono::{DateTime, Utc};
+use serde::de::{DeserializeOwned, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+use crate::envelope::{KeyIds, PersonalData};
+
+/// Wire type of [`Event::ContactConnected`].
+const CONNECTED: &str = "contact.connection.connected";
+/// Wire type of [`Event::ContactConnectionChanged`].
+const CHANGED: &str = "contact.connection.changed";
+/// Wire type of [`Event::ContactDisconnected`].
+const DISCONNECTED: &str = "contact.connection.disconnected";
+/// Wire type of [`Event::StoreCreated`].
+const STORE_CREATED: &str = "store.created";
+/// Wire type of [`Event::StoreUpdated`].
+const STORE_UPDATED: &str = "store.updated";
+/// Wire type of [`Event::StoreDeactivated`].
+const STORE_DEACTIVATED: &str = "store.deactivated";
+/// Wire type of [`Event::AccountCreated`].
+const ACCOUNT_CREATED: &str = "account.created";
+/// Wire type of [`Event::AccountDeactivated`].
+const ACCOUNT_DEACTIVATED: &str = "account.deactivated";
+
+/// One ChatBrick webhook event, as sent in the body of a Svix delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// `contact.connection.connected`: a customer binds to a store or staff member for the first time.
+    ContactConnected(ConnectionEvent),
+    /// `contact.connection.changed`: a bound customer switches store or staff member; ChatBrick
+    /// sends only the new binding, not the previous one.
+    ContactConnectionChanged(ConnectionEvent),
+    /// `contact.connection.disconnected`: the customer unbinds.
+    ContactDisconnected(DisconnectionEvent),
+    /// `store.created`.
+    StoreCreated(StoreEvent),
+    /// `store.updated`.
+    StoreUpdated(StoreEvent),
+    /// `store.deactivated`.
+    StoreDeactivated(StoreEvent),
+    /// `account.created`: a staff account was created.
+    AccountCreated(AccountEvent),
+    /// `account.deactivated`: a staff account was deactivated.
+    AccountDeactivated(AccountEvent),
+    /// Any other `type`: kept raw so that new ChatBrick events are routed, never rejected.
+    Other {
+        /// The wire `type` string.
+        event_type: String,
+        /// The body's `data` as sent (`Null` when the body has none).
+        data: serde_json::Value,
+    },
+}
+
+/// Why a body could not be decoded into an [`Event`]; the message names the event type and carries
+/// serde's reason with the line and column in the body.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(String);
+
+/// The outer shape every ChatBrick body shares; `data` is kept unparsed until `type` is known.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    /// The event type that selects how `data` is read.
+    #[serde(rename = "type")]
+    event_type: String,
+    /// The raw `data` text, borrowed from the body.
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// Only the `type` of a body, for [`peek_type`].
+#[derive(Deserialize)]
+struct TypeOnly {
+    /// The event type.
+    #[serde(rename = "type")]
+    event_type: String,
+}
+
+/// Only the `data` of a body, re-read on failure so the error's line and column are the body's.
+#[derive(Deserialize)]
+struct DataOnly<T> {
+    /// The typed data.
+    data: T,
+}
+
+impl Event {
+    /// Decodes a raw body.
+    ///
+    /// Fails only when the body is not a JSON object with a string `type`, or when a documented
+    /// type's `data` does not fit the types here. Unknown types become [`Event::Other`].
+    pub fn decode(body: &[u8]) -> Result<Event, DecodeError> {
+        let wire: Wire<'_> = serde_json::from_slice(body).map_err(|err| {
+            DecodeError(format!(
+                "not a ChatBrick event (a JSON object with a string `type`): {err}"
+            ))
+        })?;
+        let raw = wire.data.map_or("null", RawValue::get);
+        let t = wire.event_type.as_str();
+        Ok(match t {
+            CONNECTED => Event::ContactConnected(decode_data(body, t, raw)?),
+            CHANGED => Event::ContactConnectionChanged(decode_data(body, t, raw)?),
+            DISCONNECTED => Event::ContactDisconnected(decode_data(body, t, raw)?),
+            STORE_CREATED => Event::StoreCreated(decode_data(body, t, raw)?),
+            STORE_UPDATED => Event::StoreUpdated(decode_data(body, t, raw)?),
+            STORE_DEACTIVATED => Event::StoreDeactivated(decode_data(body, t, raw)?),
+            ACCOUNT_CREATED => Event::AccountCreated(decode_data(body, t, raw)?),
+            ACCOUNT_DEACTIVATED => Event::AccountDeactivated(decode_data(body, t, raw)?),
+            _ => Event::Other {
+                data: decode_data(body, t, raw)?,
+                event_type: wire.event_type,
+            },
+        })
+    }
+
+    /// The wire type string, e.g. `"store.created"`; for [`Event::Other`] its `event_type`.
+    pub fn event_type(&self) -> &str {
+        match self {
+            Event::ContactConnected(_) => CONNECTED,
+            Event::ContactConnectionChanged(_) => CHANGED,
+            Event::ContactDisconnected(_) => DISCONNECTED,
+            Event::StoreCreated(_) => STORE_CREATED,
+            Event::StoreUpdated(_) => STORE_UPDATED,
+            Event::StoreDeactivated(_) => STORE_DEACTIVATED,
+            Event::AccountCreated(_) => ACCOUNT_CREATED,
+            Event::AccountDeactivated(_) => ACCOUNT_DEACTIVATED,
+            Event::Other { event_type, .. } => event_type,
+        }
+    }
+
+    /// The contact, store and account ids this event is about.
+    ///
+    /// Connections give the contact, the connected store and the connected staff account; account
+    /// events give the account and its primary store; [`Event::Other`] gives none.
+    pub fn key_ids(&self) -> KeyIds {
+        match self {
+            Event::ContactConnected(e) | Event::ContactConnectionChanged(e) => KeyIds {
+                contact: Some(e.contact.id.clone()),
+                store: e.connected_store.as_ref().map(|s| s.id.clone()),
+                account: e.connected_staff.as_ref().map(|a| a.id.clone()),
+                ..KeyIds::default()
+            },
+            Event::ContactDisconnected(e) => KeyIds {
+                contact: Some(e.contact.id.clone()),
+                ..KeyIds::default()
+            },
+            Event::StoreCreated(e) | Event::StoreUpdated(e) | Event::StoreDeactivated(e) => {
+                KeyIds {
+                    store: Some(e.store.id.clone()),
+                    ..KeyIds::default()
+                }
+            }
+            Event::AccountCreated(e) | Event::AccountDeactivated(e) => KeyIds {
+                store: e.account.store_id.clone(),
+                account: Some(e.account.id.clone()),
+                ..KeyIds::default()
+            },
+            Event::Other { .. } => KeyIds::default(),
+        }
+    }
+
+    /// The name this event is about: the contact's, a staff account's public `displayName` (never
+    /// its internal `name`), or the store's. ChatBrick events carry no message text.
+    pub fn personal(&self) -> PersonalData {
+        let name = match self {
+            Event::ContactConnected(e) | Event::ContactConnectionChanged(e) => &e.contact.name,
+            Event::ContactDisconnected(e) => &e.contact.name,
+            Event::StoreCreated(e) | Event::StoreUpdated(e) | Event::StoreDeactivated(e) => {
+                &e.store.name
+            }
+            Event::AccountCreated(e) | Event::AccountDeactivated(e) => &e.account.display_name,
+            Event::Other { .. } => &None,
+        };
+        PersonalData {
+            name: name.clone(),
+            content: None,
+        }
+    }
+}
+
+/// The `type` string of a body even when full decoding fails, so undecodable bodies can still be
+/// routed. `None` when the body is not a JSON object with a string `type`.
+pub fn peek_type(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<TypeOnly>(body)
+        .ok()
+        .map(|t| t.event_type)
+}
+
+/// Reads `data` as `T`; on failure re-reads the whole body so that the error's line and column
+/// refer to the body rather than to the `data` substring.
+fn decode_data<T: DeserializeOwned>(
+    body: &[u8],
+    event_type: &str,
+    raw: &str,
+) -> Result<T, DecodeError> {
+    serde_json::from_str(raw).or_else(|_| {
+        serde_json::from_slice::<DataOnly<T>>(body)
+            .map(|d| d.data)
+            .map_err(|err| DecodeError(format!("invalid `data` for {event_type}: {err}")))
+    })
+}
+
+/// `data` of `contact.connection.connected` and `contact.connection.changed`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionEvent {
+    /// The customer whose binding this is.
+    pub contact: Contact,
+    /// The customer's LINE identities (usually exactly one); empty when absent.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub line_users: Vec<LineUser>,
+    /// The store the customer is now bound to; `None` "in rare cases" when bound only to staff.
+    #[serde(default)]
+    pub connected_store: Option<Store>,
+    /// The staff member the customer is now bound to; `None` when bound only to a store.
+    #[serde(default)]
+    pub connected_staff: Option<Account>,
+    /// When it happened (`connectedAt` or `changedAt`, plus `initConnectedAt`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamps: Timestamps,
+    /// The same instants as sent in epoch milliseconds.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamps_ms: TimestampsMs,
+}
+
+/// `data` of `contact.connection.disconnected`; no store or staff is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisconnectionEvent {
+    /// The customer who unbound.
+    pub contact: Contact,
+    /// The customer's LINE identities; empty when absent.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub line_users: Vec<LineUser>,
+    /// When it happened (`disconnectedAt`, `initConnectedAt`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamps: Timestamps,
+    /// The same instants as sent in epoch milliseconds.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamps_ms: TimestampsMs,
+}
+
+/// `data` of `store.created`, `store.updated` and `store.deactivated`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreEvent {
+    /// The store in its new state.
+    pub store: Store,
+    /// When it happened (`createdAt`, `updatedAt` or `deactivatedAt`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamps: Timestamps,
+    /// The same instants as sent in epoch milliseconds.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamps_ms: TimestampsMs,
+}
+
+/// `data` of `account.created` and `account.deactivated`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountEvent {
+    /// The staff account in its new state.
+    pub account: Account,
+    /// When it happened (`createdAt` or `deactivatedAt`).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamps: Timestamps,
+    /// The same instants as sent in epoch milliseconds.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub timestamps_ms: TimestampsMs,
+}
+
+/// A brand's customer as ChatBrick knows them, across LINE identities.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    /// ChatBrick's contact id: the key to the customer in ChatBrick's API.
+    pub id: String,
+    /// The contact's name as ChatBrick shows it (personal data).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Avatar URL; not meant to be hot-linked, download it if it must be shown.
+    #[serde(default, deserialize_with = "non_empty")]
+    pub avatar: Option<String>,
+}
+
+/// One LINE identity of a contact (a LINE user id is per LINE provider).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineUser {
+    /// ChatBrick's id for this LINE identity.
+    pub id: String,
+    /// LINE display name, which may differ from the contact's name (personal data).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// LINE user id (`U` + 32 hex), what the LINE Messaging API addresses.
+    pub line_uid: String,
+    /// The LINE provider that `line_uid` belongs to: digits, sent as a string (a number is accepted).
+    #[serde(deserialize_with = "string_or_number")]
+    pub line_provider_id: String,
+    /// LINE profile picture URL; may already be expired when received.
+    #[serde(default, deserialize_with = "non_empty")]
+    pub profile_picture_url: Option<String>,
+}
+
+/// A brand's store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Store {
+    /// ChatBrick's store id.
+    pub id: String,
+    /// The store's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Logo URL; not meant to be hot-linked.
+    #[serde(default, deserialize_with = "non_empty")]
+    pub logo: Option<String>,
+    /// The brand-configured id that maps the store to the brand's own systems.
+    #[serde(default)]
+    pub external_id: Option<String>,
+}
+
+/// A staff account.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    /// ChatBrick's account id.
+    pub id: String,
+    /// The account's primary store; `None` for accounts without one, e.g. brand managers.
+    #[serde(default)]
+    pub store_id: Option<String>,
+    /// Internal name: never show it to customers, use `display_name` instead.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The public name customers see.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The brand's employee number for this staff member.
+    #[serde(default)]
+    pub employee_id: Option<String>,
+    /// Avatar URL; not meant to be hot-linked.
+    #[serde(default, deserialize_with = "non_empty")]
+    pub avatar: Option<String>,
+}
+
+/// The `timestamps` object: ISO 8601 instants. One struct for every event type, each key
+/// optional, so that keys ChatBrick adds or drops never break decoding.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Timestamps {
+    /// `contact.connection.connected`: when the binding was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected_at: Option<DateTime<Utc>>,
+    /// `contact.connection.changed`: when the binding switched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
+    /// `contact.connection.disconnected`: when the customer unbound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnected_at: Option<DateTime<Utc>>,
+    /// Connection events: when the customer first bound, ever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_connected_at: Option<DateTime<Utc>>,
+    /// `store.created` / `account.created`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// `store.updated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// `store.deactivated` / `account.deactivated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deactivated_at: Option<DateTime<Utc>>,
+}
+
+/// The `timestampsMs` object: the same keys as [`Timestamps`] in epoch milliseconds, accepted as a
+/// JSON integer or a numeric string (examples send integers, the field reference says strings) and
+/// serialized back as integers.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TimestampsMs {
+    /// See [`Timestamps::connected_at`].
+    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    pub connected_at: Option<DateTime<Utc>>,
+    /// See [`Timestamps::changed_at`].
+    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
+    /// See [`Timestamps::disconnected_at`].
+    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    pub disconnected_at: Option<DateTime<Utc>>,
+    /// See [`Timestamps::init_connected_at`].
+    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    pub init_connected_at: Option<DateTime<Utc>>,
+    /// See [`Timestamps::created_at`].
+    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// See [`Timestamps::updated_at`].
+    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+    /// See [`Timestamps::deactivated_at`].
+    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    pub deactivated_at: Option<DateTime<Utc>>,
+}
+
+/// Reads `null` as the type's default, like an absent key (with `#[serde(default)]`).
+fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
+}
+
+/// Reads an optional URL where `""` means none.
+fn non_empty<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(de)?.filter(|s| !s.is_empty()))
+}
+
+/// Reads an id sent as a string but possibly as a JSON integer.
+fn string_or_number<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    /// Accepts strings and integers.
+    struct IdVisitor;
+
+    impl Visitor<'_> for IdVisitor {
+        type Value = String;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or an integer")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+
+    de.deserialize_any(IdVisitor)
+}
+
+/// Serde helper for an optional instant in epoch milliseconds, sent as an integer or a numeric
+/// string; `null` is `None`.
+mod epoch_ms {
+    use chrono::{DateTime, Utc};
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// Accepts integers, numeric strings and `null`.
+    struct MsVisitor;
+
+    impl Visitor<'_> for MsVisitor {
+        type Value = Option<DateTime<Utc>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("epoch milliseconds as an integer or a numeric string")
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_i64<E: Error>(self, ms: i64) -> Result<Self::Value, E> {
+            DateTime::from_timestamp_millis(ms)
+                .map(Some)
+                .ok_or_else(|| E::custom(format_args!("epoch milliseconds out of range: {ms}")))
+        }
+
+        fn visit_u64<E: Error>(self, ms: u64) -> Result<Self::Value, E> {
+            let ms = i64::try_from(ms)
+                .map_err(|_| E::custom(format_args!("epoch milliseconds out of range: {ms}")))?;
+            self.visit_i64(ms)
+        }
+
+        fn visit_str<E: Error>(self, s: &str) -> Result<Self::Value, E> {
+            let ms = s
+                .parse::<i64>()
+                .map_err(|_| E::custom(format_args!("expected epoch milliseconds, got {s:?}")))?;
+            self.visit_i64(ms)
+        }
+    }
+
+    /// Deserializes an optional epoch-milliseconds instant.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        de: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        de.deserialize_any(MsVisitor)
+    }
+
+    /// Serializes back as an integer of epoch milliseconds (or `null`).
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, ser: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => ser.serialize_i64(t.timestamp_millis()),
+            None => ser.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// A struct with one field of each helper, to test them in isolation.
+    #[derive(Debug, Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        #[serde(default, with = "epoch_ms")]
+        at: Option<DateTime<Utc>>,
+        #[serde(default, deserialize_with = "non_empty")]
+        url: Option<String>,
+        #[serde(default, deserialize_with = "string_or_number")]
+        line_provider_id: String,
+    }
+
+    fn probe(json: &str) -> Result<Probe, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    fn expected_ms() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 6, 18, 18, 18, 18).unwrap()
+    }
+
+    #[test]
+    fn epoch_ms_as_number() {
+        assert_eq!(
+            probe(r#"{"at": 1718734698000}"#).unwrap().at,
+            Some(expected_ms())
+        );
+    }
+
+    #[test]
+    fn epoch_ms_as_string() {
+        assert_eq!(
+            probe(r#"{"at": "1718734698000"}"#).unwrap().at,
+            Some(expected_ms())
+        );
+    }
+
+    #[test]
+    fn epoch_ms_keeps_milliseconds() {
+        let at = probe(r#"{"at": 1717870698888}"#).unwrap().at.unwrap();
+        assert_eq!(at.timestamp_millis(), 1717870698888);
+    }
+
+    #[test]
+    fn epoch_ms_null_and_absent_are_none() {
+        assert_eq!(probe(r#"{"at": null}"#).unwrap().at, None);
+        assert_eq!(probe("{}").unwrap().at, None);
+    }
+
+    #[test]
+    fn epoch_ms_invalid_string_is_error() {
+        let err = probe(r#"{"at": "yesterday"}"#).unwrap_err();
+        assert!(err.to_string().contains("epoch milliseconds"), "{err}");
+        assert!(probe(r#"{"at": "1718734698000.5"}"#).is_err());
+        assert!(probe(r#"{"at": true}"#).is_err());
+    }
+
+    #[test]
+    fn epoch_ms_out_of_range_is_error() {
+        assert!(probe(r#"{"at": 18446744073709551615}"#).is_err());
+        assert!(probe(r#"{"at": "9223372036854775807"}"#).is_err());
+    }
+
+    #[test]
+    fn epoch_ms_serializes_as_integer() {
+        let json = serde_json::to_value(probe(r#"{"at": "1718734698000"}"#).unwrap()).unwrap();
+        assert_eq!(json["at"], serde_json::json!(1718734698000_i64));
+    }
+
+    #[test]
+    fn empty_url_is_none() {
+        assert_eq!(probe(r#"{"url": ""}"#).unwrap().url, None);
+        assert_eq!(probe(r#"{"url": null}"#).unwrap().url, None);
+        assert_eq!(
+            probe(r#"{"url": "https://x/a.png"}"#)
+                .unwrap()
+                .url
+                .as_deref(),
+            Some("https://x/a.png")
+        );
+    }
+
+    #[test]
+    fn line_provider_id_as_number_or_string() {
+        let p = probe(r#"{"lineProviderId": 1660894172}"#).unwrap();
+        assert_eq!(p.line_provider_id, "1660894172");
+        assert_eq!(
+            serde_json::to_value(&p).unwrap()["lineProviderId"],
+            "1660894172"
+        );
+        let p = probe(r#"{"lineProviderId": "1660894172"}"#).unwrap();
+        assert_eq!(p.line_provider_id, "1660894172");
+        assert!(probe(r#"{"lineProviderId": 1.5}"#).is_err());
+    }
+
+    #[test]
+    fn null_object_reads_as_default() {
+        let body = br#"{"type":"store.updated","data":{"store":{"id":"s"},"timestamps":null,"timestampsMs":null,"extra":1}}"#;
+        let Event::StoreUpdated(e) = Event::decode(body).unwrap() else {
+            panic!("wrong variant");
+        };
+        assert_eq!(e.timestamps, Timestamps::default());
+        assert_eq!(e.timestamps_ms, TimestampsMs::default());
+    }
+}

@@ -1,0 +1,95 @@
+//! ChatBrick: LINE-based retail CRM whose webhooks Svix delivers, signed Standard-Webhooks style
+//! (see [`crate::signature`]).
+
+pub mod event;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use chrono::Utc;
+
+use crate::envelope::{Envelope, Source};
+use crate::intake::{Intake, Rejection};
+use crate::metrics;
+use crate::server::ClientIp;
+
+pub use event::Event;
+
+/// Endpoint name of `/webhooks/chatbrick` itself.
+pub const DEFAULT_ENDPOINT: &str = "default";
+
+/// `POST /webhooks/chatbrick`.
+pub async fn receive_default(
+    State(intake): State<Arc<Intake>>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    receive(&intake, DEFAULT_ENDPOINT, client, &headers, body).await
+}
+
+/// `POST /webhooks/chatbrick/<endpoint>`.
+pub async fn receive_named(
+    State(intake): State<Arc<Intake>>,
+    Path(endpoint): Path<String>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    receive(&intake, &endpoint, client, &headers, body).await
+}
+
+async fn receive(
+    intake: &Intake,
+    endpoint: &str,
+    client: Option<Extension<ClientIp>>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let client = client.map(|Extension(ClientIp(ip))| ip);
+    match authenticate(intake, endpoint, client, headers, body).await {
+        Ok(envelope) => intake.accept(envelope).await,
+        Err(rejection) => {
+            // Unknown endpoints are not counted by name: anyone can make up names.
+            let label = if intake.chatbrick.contains_key(endpoint) {
+                endpoint
+            } else {
+                "unknown"
+            };
+            metrics::request(Source::Chatbrick, label, rejection.reason());
+            tracing::warn!(
+                source = "chatbrick",
+                endpoint = label,
+                reason = rejection.reason(),
+                "webhook rejected: {rejection}"
+            );
+            rejection.into_response()
+        }
+    }
+}
+
+/// Reads the body and checks the Standard Webhooks signature over its raw bytes.
+async fn authenticate(
+    intake: &Intake,
+    endpoint: &str,
+    client: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Envelope, Rejection> {
+    let verifier = intake.chatbrick.get(endpoint).ok_or(Rejection::NotFound)?;
+    intake.check_client(Source::Chatbrick, client)?;
+    let _slot = intake.admit()?;
+    let body = intake.read_body(body).await?;
+    let verified = verifier.verify(headers, &body, Utc::now().timestamp())?;
+    Ok(Envelope::new(
+        Source::Chatbrick,
+        endpoint,
+        verified.id,
+        Utc::now(),
+        body,
+    ))
+}

@@ -1,0 +1,81 @@
+//! liveDesk: EngageLab's helpdesk built on Chatwoot. Authenticated by a secret token in the URL,
+//! and by the Chatwoot signature when a signing secret is configured.
+
+pub mod event;
+pub mod verify;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use chrono::Utc;
+
+use crate::envelope::{body_hash_id, Envelope, Source};
+use crate::intake::{Intake, Rejection};
+use crate::metrics;
+use crate::server::ClientIp;
+use crate::signature::VerifyError;
+
+pub use event::Event;
+
+/// Header Chatwoot sets to a UUID per delivery; the provider id when present.
+pub const DELIVERY_HEADER: &str = "x-chatwoot-delivery";
+
+/// `POST /webhooks/livedesk/<token>`.
+pub async fn receive(
+    State(intake): State<Arc<Intake>>,
+    Path(token): Path<String>,
+    client: Option<Extension<ClientIp>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let client = client.map(|Extension(ClientIp(ip))| ip);
+    match authenticate(&intake, &token, client, &headers, body).await {
+        Ok(envelope) => intake.accept(envelope).await,
+        Err(rejection) => {
+            metrics::request(Source::Livedesk, "default", rejection.reason());
+            tracing::warn!(
+                source = "livedesk",
+                reason = rejection.reason(),
+                "webhook rejected: {rejection}"
+            );
+            rejection.into_response()
+        }
+    }
+}
+
+/// Checks the URL token before reading anything, then the Chatwoot signature if configured.
+async fn authenticate(
+    intake: &Intake,
+    token: &str,
+    client: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Envelope, Rejection> {
+    let auth = intake.livedesk.as_ref().ok_or(Rejection::NotFound)?;
+    intake.check_client(Source::Livedesk, client)?;
+    if !auth.token.matches(token) {
+        return Err(VerifyError::UnknownToken.into());
+    }
+    let _slot = intake.admit()?;
+    let body = intake.read_body(body).await?;
+    if let Some(chatwoot) = &auth.chatwoot {
+        chatwoot.verify(headers, &body, Utc::now().timestamp())?;
+    }
+    let provider_id = headers
+        .get(DELIVERY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| body_hash_id(&body), str::to_owned);
+    Ok(Envelope::new(
+        Source::Livedesk,
+        "default",
+        provider_id,
+        Utc::now(),
+        body,
+    ))
+}

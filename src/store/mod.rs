@@ -1,0 +1,273 @@
+//! The inbox: where every acknowledged event is committed before its 2xx, and where deliveries,
+//! their attempts and their retry state live, so that a restart resumes where it stopped.
+//!
+//! [`Store`] is the interface the rest of hookline uses; [`sqlite::SqliteStore`] is the embedded
+//! default.
+
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::envelope::{Envelope, Source};
+
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked. Intake answers any of these with 503.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused a write or read (disk full, I/O error, read-only, corrupt …).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store's worker thread is gone (shutting down).
+    #[error("store is closed")]
+    Closed,
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request cannot be carried out as asked.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// What happened to an event offered to the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// Committed, with one delivery per matching route.
+    Stored,
+    /// Seen before within the dedupe window: nothing written, nothing dispatched.
+    Duplicate,
+}
+
+/// A delivery to create: the event goes to `handler` because `route` matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// Route name.
+    pub route: String,
+    /// Handler name.
+    pub handler: String,
+}
+
+/// A delivery a worker has claimed: run it, then [`Store::finish`] it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Delivery id.
+    pub delivery_id: i64,
+    /// Route that created it.
+    pub route: String,
+    /// Attempt number this run is (1 for the first since creation or replay).
+    pub attempt: u32,
+    /// When the delivery was created or last replayed: the start of its retry budget.
+    pub since: DateTime<Utc>,
+    /// The event.
+    pub envelope: Envelope,
+}
+
+/// What one attempt did, recorded for the inspector.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took.
+    pub duration: Duration,
+    /// HTTP status, for handlers that speak HTTP.
+    pub http_status: Option<u16>,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Done.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// Give up: dead letter, until replayed.
+    Dead,
+}
+
+/// Filter for listing events and dead letters. Every field narrows; empty means all.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct EventFilter {
+    /// Only this source.
+    pub source: Option<Source>,
+    /// Only this exact event type.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only events in this state: `pending`, `delivered`, `dead`, `unrouted` or `undecodable`.
+    pub status: Option<String>,
+    /// Only this route (dead letters).
+    pub route: Option<String>,
+    /// Received at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+    /// Only events older than this sequence number (paging).
+    pub before: Option<i64>,
+}
+
+/// One line of an event listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventSummary {
+    /// Store sequence number (paging cursor).
+    pub seq: i64,
+    /// hookline event id.
+    pub id: String,
+    /// Source.
+    pub source: Source,
+    /// Endpoint.
+    pub endpoint: String,
+    /// Provider's id.
+    pub provider_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Received time.
+    pub received_at: DateTime<Utc>,
+    /// Decode error, when the body did not fit the types.
+    pub decode_error: Option<String>,
+    /// `pending`, `delivered`, `dead` or `unrouted`.
+    pub status: String,
+}
+
+/// One event with its deliveries and their attempts.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventDetail {
+    /// The listing fields.
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    /// The body as text (bodies are JSON), or null once pruned.
+    pub body: Option<String>,
+    /// Deliveries.
+    pub deliveries: Vec<DeliveryInfo>,
+}
+
+/// One delivery as the inspector shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryInfo {
+    /// Delivery id (for replay).
+    pub id: i64,
+    /// Event id.
+    pub event_id: String,
+    /// Route.
+    pub route: String,
+    /// Handler.
+    pub handler: String,
+    /// `pending`, `inflight`, `delivered` or `dead`.
+    pub state: String,
+    /// Attempts since creation or the last replay.
+    pub attempts: u32,
+    /// Next attempt time (pending) or last update.
+    pub due_at: DateTime<Utc>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Every attempt, oldest first (only in event detail).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<AttemptInfo>,
+}
+
+/// One recorded attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptInfo {
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// Duration in milliseconds.
+    pub duration_ms: u64,
+    /// `delivered`, `retry` or `dead`.
+    pub outcome: String,
+    /// HTTP status.
+    pub http_status: Option<u16>,
+    /// Error text.
+    pub error: Option<String>,
+}
+
+/// Counts of deliveries by state, for metrics and readiness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    /// Waiting for their next attempt.
+    pub pending: u64,
+    /// Being attempted now.
+    pub inflight: u64,
+    /// Dead letters.
+    pub dead: u64,
+}
+
+/// What a pruning pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneStats {
+    /// Events deleted with their deliveries and attempts.
+    pub events_deleted: u64,
+    /// Bodies dropped from events kept only for dedupe.
+    pub bodies_dropped: u64,
+}
+
+/// The inbox interface. Implementations must make `insert` durable before returning `Ok`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Commits an event and its deliveries, or reports it as a duplicate.
+    async fn insert(
+        &self,
+        envelope: &Envelope,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<InsertOutcome, StoreError>;
+
+    /// Claims up to `limit` due deliveries of `handler`, leasing them for `lease`.
+    async fn claim(
+        &self,
+        handler: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Records an attempt and moves the delivery on.
+    async fn finish(
+        &self,
+        delivery_id: i64,
+        attempt: AttemptRecord,
+        next: NextStep,
+    ) -> Result<(), StoreError>;
+
+    /// Puts in-flight deliveries back in the queue: all of them (at start-up, when nothing can be
+    /// running yet), or only those whose lease has expired (their worker died or hung).
+    async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError>;
+
+    /// Lists events, newest first.
+    async fn list_events(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError>;
+
+    /// One event by hookline id, with deliveries and attempts.
+    async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError>;
+
+    /// Dead letters, newest first.
+    async fn dead_letters(&self, filter: EventFilter) -> Result<Vec<DeliveryInfo>, StoreError>;
+
+    /// Makes one delivery due now with a fresh retry budget.
+    async fn replay_delivery(&self, delivery_id: i64) -> Result<(), StoreError>;
+
+    /// Makes every delivery of an event due now, creating those for `routes` it lacks.
+    async fn replay_event(&self, id: &str, routes: Vec<NewDelivery>) -> Result<u64, StoreError>;
+
+    /// Replays every dead letter that matches the filter; returns how many.
+    async fn replay_dead(&self, filter: EventFilter) -> Result<u64, StoreError>;
+
+    /// Deletes what is older than the dedupe window and retention, keeping unfinished work.
+    async fn prune(
+        &self,
+        dedupe_window: Duration,
+        retention: Duration,
+    ) -> Result<PruneStats, StoreError>;
+
+    /// Delivery counts by state.
+    async fn counts(&self) -> Result<DeliveryCounts, StoreError>;
+}

@@ -1,0 +1,842 @@
+//! The embedded store: SQLite in WAL mode with group commit.
+//!
+//! One writer thread owns the write connection. Every write (intake, claims, attempt records,
+//! replays, pruning) is a job sent to it; the thread takes all jobs waiting at that moment, runs
+//! them in one transaction (each in its own savepoint, so one failing job does not undo the
+//! others) and commits once. With `synchronous=FULL` that is one fsync per batch instead of one
+//! per request, which is what lets durability keep up with concurrent intake. Reads for the
+//! inspector go through a separate connection, which WAL lets run beside the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AttemptInfo, AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter,
+    EventSummary, InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
+};
+use crate::config::Synchronous;
+use crate::envelope::{Envelope, Source};
+
+/// Most jobs committed in one transaction; bounds the latency one batch adds to the next.
+const MAX_BATCH: usize = 2048;
+/// Jobs that may wait for the writer before senders wait too (back-pressure, bounded memory).
+const QUEUE_DEPTH: usize = 8192;
+/// Rows one pruning step deletes, so that pruning never holds the writer for long.
+const PRUNE_CHUNK: i64 = 2000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    source       TEXT NOT NULL,
+    endpoint     TEXT NOT NULL,
+    provider_id  TEXT NOT NULL,
+    event_type   TEXT NOT NULL,
+    received_at  INTEGER NOT NULL,
+    decode_error TEXT,
+    body         BLOB
+);
+CREATE INDEX IF NOT EXISTS events_received ON events(received_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          INTEGER PRIMARY KEY,
+    event_seq   INTEGER NOT NULL,
+    route       TEXT NOT NULL,
+    handler     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    due_at      INTEGER NOT NULL,
+    lease_until INTEGER,
+    since       INTEGER NOT NULL,
+    last_error  TEXT,
+    UNIQUE (event_seq, route)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, handler, due_at);
+CREATE TABLE IF NOT EXISTS attempts (
+    id          INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    http_status INTEGER,
+    error       TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts(delivery_id);
+PRAGMA user_version = 1;
+";
+
+/// A write job as the writer thread sees it: run inside the batch transaction, then told
+/// whether the batch committed.
+trait WriteJob: Send {
+    /// Runs the job's statements.
+    fn run(&mut self, tx: &Transaction<'_>);
+    /// Sends the result, or the commit error, back to the caller.
+    fn complete(self: Box<Self>, commit: Result<(), String>);
+}
+
+/// A typed job: a closure and the channel its caller waits on.
+struct Job<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, tx: &Transaction<'_>) {
+        if let Some(work) = self.work.take() {
+            self.outcome = Some(run_in_savepoint(tx, work));
+        }
+    }
+
+    fn complete(self: Box<Self>, commit: Result<(), String>) {
+        let result = match (commit, self.outcome) {
+            (Err(e), _) => Err(StoreError::Unavailable(e)),
+            (Ok(()), Some(outcome)) => outcome,
+            (Ok(()), None) => Err(StoreError::Unavailable("job did not run".into())),
+        };
+        // The caller may have given up waiting (request cancelled); nothing to do then.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Runs `work` so that its writes are undone if it fails, without undoing the rest of the batch.
+fn run_in_savepoint<T>(
+    tx: &Transaction<'_>,
+    work: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    tx.execute_batch("SAVEPOINT job")?;
+    match work(tx) {
+        Ok(value) => {
+            tx.execute_batch("RELEASE job")?;
+            Ok(value)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+/// The SQLite inbox. Cheap to clone: clones share the writer thread and the read connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Queue of the writer thread.
+    jobs: mpsc::Sender<Box<dyn WriteJob>>,
+    /// Connection for inspector reads, beside the writer thanks to WAL.
+    reader: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `hookline.db` in `dir` and starts the writer thread.
+    pub fn open(dir: &Path, synchronous: Synchronous, max_size: u64) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("hookline.db");
+        let writer = open_connection(&path, synchronous)?;
+        writer.execute_batch(SCHEMA)?;
+        if max_size > 0 {
+            let page_size: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = (max_size as i64 / page_size).max(1);
+            writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        }
+        let reader = open_connection(&path, synchronous)?;
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("hookline-store".into())
+            .spawn(move || writer_loop(writer, queue))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start store thread: {e}")))?;
+        Ok(SqliteStore {
+            jobs,
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// The database file inside a data directory.
+    pub fn db_path(dir: &Path) -> PathBuf {
+        dir.join("hookline.db")
+    }
+
+    /// Sends a job to the writer and waits for its committed result.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        let job = Box::new(Job {
+            work: Some(work),
+            outcome: None,
+            reply,
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a read on the reader connection off the async runtime.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .map_err(|_| StoreError::Unavailable("reader lock poisoned".into()))?;
+            work(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
+
+fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+    ))?;
+    Ok(conn)
+}
+
+/// The writer thread: batch, run, commit, reply, until every sender is gone.
+fn writer_loop(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn WriteJob>>) {
+    let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        crate::metrics::commit_batch(batch.len());
+        let commit = run_batch(&mut conn, &mut batch);
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, jobs = batch.len(), "store commit failed");
+        }
+        for job in batch.drain(..) {
+            job.complete(commit.clone());
+        }
+    }
+}
+
+fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    for job in batch.iter_mut() {
+        job.run(&tx);
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+fn parse_source(text: &str) -> rusqlite::Result<Source> {
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn insert_event(
+    tx: &Transaction<'_>,
+    envelope: &Envelope,
+    deliveries: &[NewDelivery],
+) -> Result<InsertOutcome, StoreError> {
+    let seq: Option<i64> = tx
+        .prepare_cached(
+            "INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at, decode_error, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO NOTHING RETURNING seq",
+        )?
+        .query_row(
+            params![
+                envelope.id,
+                envelope.source.as_str(),
+                envelope.endpoint,
+                envelope.provider_id,
+                envelope.event_type,
+                envelope.received_at.timestamp_millis(),
+                envelope.event.decode_error(),
+                envelope.body.as_ref(),
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(seq) = seq else {
+        return Ok(InsertOutcome::Duplicate);
+    };
+    let now = now_ms();
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO deliveries (event_seq, route, handler, state, due_at, since)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+    )?;
+    for delivery in deliveries {
+        stmt.execute(params![seq, delivery.route, delivery.handler, now])?;
+    }
+    Ok(InsertOutcome::Stored)
+}
+
+/// The columns [`envelope_from_row`] reads, in order.
+const EVENT_COLUMNS: &str = "e.id, e.source, e.endpoint, e.provider_id, e.event_type, e.received_at, e.decode_error, e.body, e.seq";
+
+/// Rebuilds the envelope from a row selected with [`EVENT_COLUMNS`] at `offset`.
+fn envelope_from_row(row: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Envelope> {
+    let source = parse_source(&row.get::<_, String>(offset + 1)?)?;
+    let body: Option<Vec<u8>> = row.get(offset + 7)?;
+    let mut envelope = Envelope::new(
+        source,
+        &row.get::<_, String>(offset + 2)?,
+        row.get(offset + 3)?,
+        from_ms(row.get(offset + 5)?),
+        Bytes::from(body.unwrap_or_default()),
+    );
+    envelope.event_type = row.get(offset + 4)?;
+    Ok(envelope)
+}
+
+fn claim_due(
+    tx: &Transaction<'_>,
+    handler: &str,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<Claimed>, StoreError> {
+    let now = now_ms();
+    let lease_until = now + lease.as_millis() as i64;
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'inflight', lease_until = ?1, attempts = attempts + 1
+             WHERE id IN (SELECT id FROM deliveries
+                          WHERE state = 'pending' AND handler = ?2 AND due_at <= ?3
+                          ORDER BY due_at LIMIT ?4)
+             RETURNING id",
+        )?
+        .query_map(params![lease_until, handler, now, limit as i64], |row| {
+            row.get(0)
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT d.id, d.route, d.attempts, d.since, {EVENT_COLUMNS}
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1"
+    ))?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        claimed.push(stmt.query_row([id], |row| {
+            Ok(Claimed {
+                delivery_id: row.get(0)?,
+                route: row.get(1)?,
+                attempt: row.get(2)?,
+                since: from_ms(row.get(3)?),
+                envelope: envelope_from_row(row, 4)?,
+            })
+        })?);
+    }
+    Ok(claimed)
+}
+
+fn finish_delivery(
+    tx: &Transaction<'_>,
+    delivery_id: i64,
+    attempt: &AttemptRecord,
+    next: NextStep,
+) -> Result<(), StoreError> {
+    let (state, outcome, due_at) = match next {
+        NextStep::Delivered => ("delivered", "delivered", now_ms()),
+        NextStep::RetryAt(at) => ("pending", "retry", at.timestamp_millis()),
+        NextStep::Dead => ("dead", "dead", now_ms()),
+    };
+    tx.prepare_cached(
+        "INSERT INTO attempts (delivery_id, started_at, duration_ms, outcome, http_status, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        delivery_id,
+        attempt.started_at.timestamp_millis(),
+        attempt.duration.as_millis() as i64,
+        outcome,
+        attempt.http_status,
+        attempt.error,
+    ])?;
+    tx.prepare_cached(
+        "UPDATE deliveries SET state = ?1, due_at = ?2, lease_until = NULL, last_error = ?3
+         WHERE id = ?4",
+    )?
+    .execute(params![state, due_at, attempt.error, delivery_id])?;
+    Ok(())
+}
+
+/// SQL fragment and parameters for an [`EventFilter`] over `events e` (and `deliveries d` when
+/// `with_delivery` is set).
+struct FilterSql {
+    clauses: Vec<String>,
+    params: Vec<rusqlite::types::Value>,
+}
+
+impl FilterSql {
+    fn new(filter: &EventFilter, with_delivery: bool) -> Result<FilterSql, StoreError> {
+        use rusqlite::types::Value;
+        let mut sql = FilterSql {
+            clauses: Vec::new(),
+            params: Vec::new(),
+        };
+        if let Some(source) = filter.source {
+            sql.push("e.source = ?", Value::Text(source.as_str().into()));
+        }
+        if let Some(event_type) = &filter.event_type {
+            sql.push("e.event_type = ?", Value::Text(event_type.clone()));
+        }
+        if let Some(since) = filter.since {
+            sql.push(
+                "e.received_at >= ?",
+                Value::Integer(since.timestamp_millis()),
+            );
+        }
+        if let Some(until) = filter.until {
+            sql.push(
+                "e.received_at < ?",
+                Value::Integer(until.timestamp_millis()),
+            );
+        }
+        if let Some(before) = filter.before {
+            sql.push("e.seq < ?", Value::Integer(before));
+        }
+        if let Some(route) = &filter.route {
+            if !with_delivery {
+                return Err(StoreError::Conflict(
+                    "filter by route applies to dead letters only".into(),
+                ));
+            }
+            sql.push("d.route = ?", Value::Text(route.clone()));
+        }
+        if let Some(status) = &filter.status {
+            if with_delivery {
+                return Err(StoreError::Conflict(
+                    "filter by status applies to events only".into(),
+                ));
+            }
+            sql.clauses.push(status_clause(status)?.into());
+        }
+        Ok(sql)
+    }
+
+    fn push(&mut self, clause: &str, value: rusqlite::types::Value) {
+        self.clauses.push(clause.into());
+        self.params.push(value);
+    }
+
+    fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+/// The SQL expression of an event's status, derived from its deliveries.
+const STATUS_SQL: &str = "CASE
+    WHEN EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq AND x.state = 'dead') THEN 'dead'
+    WHEN EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq AND x.state IN ('pending', 'inflight')) THEN 'pending'
+    WHEN EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq) THEN 'delivered'
+    ELSE 'unrouted' END";
+
+fn status_clause(status: &str) -> Result<&'static str, StoreError> {
+    Ok(match status {
+        "dead" => "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq AND x.state = 'dead')",
+        "pending" => "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq AND x.state IN ('pending', 'inflight'))",
+        "delivered" => "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq) AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq AND x.state <> 'delivered')",
+        "unrouted" => "NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq)",
+        "undecodable" => "e.decode_error IS NOT NULL",
+        other => {
+            return Err(StoreError::Conflict(format!(
+                "unknown status {other:?} (expected pending, delivered, dead, unrouted or undecodable)"
+            )))
+        }
+    })
+}
+
+fn limit_of(filter: &EventFilter) -> i64 {
+    i64::from(filter.limit.unwrap_or(100).clamp(1, 1000))
+}
+
+fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
+    Ok(EventSummary {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        source: parse_source(&row.get::<_, String>(2)?)?,
+        endpoint: row.get(3)?,
+        provider_id: row.get(4)?,
+        event_type: row.get(5)?,
+        received_at: from_ms(row.get(6)?),
+        decode_error: row.get(7)?,
+        status: row.get(8)?,
+    })
+}
+
+fn summary_select() -> String {
+    format!(
+        "SELECT e.seq, e.id, e.source, e.endpoint, e.provider_id, e.event_type, e.received_at, e.decode_error, {STATUS_SQL} FROM events e"
+    )
+}
+
+fn delivery_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryInfo> {
+    Ok(DeliveryInfo {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        route: row.get(2)?,
+        handler: row.get(3)?,
+        state: row.get(4)?,
+        attempts: row.get(5)?,
+        due_at: from_ms(row.get(6)?),
+        last_error: row.get(7)?,
+        history: Vec::new(),
+    })
+}
+
+const DELIVERY_SELECT: &str =
+    "SELECT d.id, e.id, d.route, d.handler, d.state, d.attempts, d.due_at, d.last_error
+     FROM deliveries d JOIN events e ON e.seq = d.event_seq";
+
+fn attempts_of(conn: &Connection, delivery_id: i64) -> Result<Vec<AttemptInfo>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT started_at, duration_ms, outcome, http_status, error FROM attempts
+         WHERE delivery_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([delivery_id], |row| {
+        Ok(AttemptInfo {
+            started_at: from_ms(row.get(0)?),
+            duration_ms: row.get::<_, i64>(1)?.max(0) as u64,
+            outcome: row.get(2)?,
+            http_status: row.get(3)?,
+            error: row.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn load_event(conn: &Connection, id: &str) -> Result<Option<EventDetail>, StoreError> {
+    let found = conn
+        .prepare_cached(&format!("{} WHERE e.id = ?1", summary_select()))?
+        .query_row([id], summary_from_row)
+        .optional()?;
+    let Some(summary) = found else {
+        return Ok(None);
+    };
+    let body: Option<Vec<u8>> = conn.query_row(
+        "SELECT body FROM events WHERE seq = ?1",
+        [summary.seq],
+        |r| r.get(0),
+    )?;
+    let mut deliveries: Vec<DeliveryInfo> = conn
+        .prepare_cached(&format!(
+            "{DELIVERY_SELECT} WHERE d.event_seq = ?1 ORDER BY d.id"
+        ))?
+        .query_map([summary.seq], delivery_from_row)?
+        .collect::<Result<_, _>>()?;
+    for delivery in &mut deliveries {
+        delivery.history = attempts_of(conn, delivery.id)?;
+    }
+    Ok(Some(EventDetail {
+        summary,
+        body: body.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        deliveries,
+    }))
+}
+
+/// Makes deliveries matching `condition` due now with a fresh budget; returns how many.
+fn reset_deliveries(
+    tx: &Transaction<'_>,
+    condition: &str,
+    params: &[rusqlite::types::Value],
+) -> Result<u64, StoreError> {
+    let now = now_ms();
+    let sql = format!(
+        "UPDATE deliveries SET state = 'pending', due_at = {now}, since = {now}, attempts = 0, lease_until = NULL
+         WHERE state <> 'inflight' AND id IN (SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq {condition})"
+    );
+    let changed = tx.execute(&sql, rusqlite::params_from_iter(params.iter()))?;
+    Ok(changed as u64)
+}
+
+fn replay_event_tx(
+    tx: &Transaction<'_>,
+    id: &str,
+    routes: &[NewDelivery],
+) -> Result<u64, StoreError> {
+    let row: Option<(i64, bool)> = tx
+        .query_row(
+            "SELECT seq, body IS NOT NULL FROM events WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((seq, has_body)) = row else {
+        return Err(StoreError::NotFound(format!("event {id}")));
+    };
+    if !has_body {
+        return Err(StoreError::Conflict(format!(
+            "event {id} is past its retention: its body is no longer stored"
+        )));
+    }
+    let now = now_ms();
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO deliveries (event_seq, route, handler, state, due_at, since)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4) ON CONFLICT (event_seq, route) DO NOTHING",
+    )?;
+    let mut created = 0u64;
+    for route in routes {
+        created += stmt.execute(params![seq, route.route, route.handler, now])? as u64;
+    }
+    let reset = reset_deliveries(
+        tx,
+        "WHERE d.event_seq = ? AND d.state <> 'pending'",
+        &[rusqlite::types::Value::Integer(seq)],
+    )?;
+    Ok(created + reset)
+}
+
+fn prune_tx(
+    tx: &Transaction<'_>,
+    delete_before: i64,
+    strip_before: i64,
+) -> Result<PruneStats, StoreError> {
+    const UNFINISHED: &str = "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = events.seq AND x.state IN ('pending', 'inflight'))";
+    let seqs: Vec<i64> = tx
+        .prepare_cached(&format!(
+            "SELECT seq FROM events WHERE received_at < ?1 AND NOT {UNFINISHED} LIMIT ?2"
+        ))?
+        .query_map(params![delete_before, PRUNE_CHUNK], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for seq in &seqs {
+        tx.execute(
+            "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq = ?1)",
+            [seq],
+        )?;
+        tx.execute("DELETE FROM deliveries WHERE event_seq = ?1", [seq])?;
+        tx.execute("DELETE FROM events WHERE seq = ?1", [seq])?;
+    }
+    let stripped = tx.execute(
+        &format!(
+            "UPDATE events SET body = NULL WHERE seq IN (SELECT seq FROM events
+             WHERE received_at < ?1 AND body IS NOT NULL AND NOT {UNFINISHED} LIMIT ?2)"
+        ),
+        params![strip_before, PRUNE_CHUNK],
+    )?;
+    Ok(PruneStats {
+        events_deleted: seqs.len() as u64,
+        bodies_dropped: stripped as u64,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert(
+        &self,
+        envelope: &Envelope,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let envelope = envelope.clone();
+        self.write(move |tx| insert_event(tx, &envelope, &deliveries))
+            .await
+    }
+
+    async fn claim(
+        &self,
+        handler: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let handler = handler.to_owned();
+        self.write(move |tx| claim_due(tx, &handler, limit, lease))
+            .await
+    }
+
+    async fn finish(
+        &self,
+        delivery_id: i64,
+        attempt: AttemptRecord,
+        next: NextStep,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| finish_delivery(tx, delivery_id, &attempt, next))
+            .await
+    }
+
+    async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError> {
+        let before = if expired_only { now_ms() } else { i64::MAX };
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE deliveries SET state = 'pending', lease_until = NULL
+                 WHERE state = 'inflight' AND lease_until < ?1",
+                [before],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
+        self.read(move |conn| {
+            let sql = FilterSql::new(&filter, false)?;
+            let query = format!(
+                "{} {} ORDER BY e.seq DESC LIMIT {}",
+                summary_select(),
+                sql.where_sql(),
+                limit_of(&filter)
+            );
+            let rows = conn
+                .prepare(&query)?
+                .query_map(
+                    rusqlite::params_from_iter(sql.params.iter()),
+                    summary_from_row,
+                )?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |conn| load_event(conn, &id)).await
+    }
+
+    async fn dead_letters(&self, filter: EventFilter) -> Result<Vec<DeliveryInfo>, StoreError> {
+        self.read(move |conn| {
+            let mut sql = FilterSql::new(&filter, true)?;
+            sql.clauses.push("d.state = 'dead'".into());
+            let query = format!(
+                "{DELIVERY_SELECT} {} ORDER BY d.id DESC LIMIT {}",
+                sql.where_sql(),
+                limit_of(&filter)
+            );
+            let rows = conn
+                .prepare(&query)?
+                .query_map(
+                    rusqlite::params_from_iter(sql.params.iter()),
+                    delivery_from_row,
+                )?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn replay_delivery(&self, delivery_id: i64) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let state: Option<String> = tx
+                .query_row(
+                    "SELECT d.state FROM deliveries d JOIN events e ON e.seq = d.event_seq
+                     WHERE d.id = ?1 AND e.body IS NOT NULL",
+                    [delivery_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match state.as_deref() {
+                None => Err(StoreError::NotFound(format!(
+                    "delivery {delivery_id} (or its event body)"
+                ))),
+                Some("inflight") => Err(StoreError::Conflict(format!(
+                    "delivery {delivery_id} is being attempted right now"
+                ))),
+                Some(_) => {
+                    reset_deliveries(
+                        tx,
+                        "WHERE d.id = ?",
+                        &[rusqlite::types::Value::Integer(delivery_id)],
+                    )?;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    async fn replay_event(&self, id: &str, routes: Vec<NewDelivery>) -> Result<u64, StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| replay_event_tx(tx, &id, &routes))
+            .await
+    }
+
+    async fn replay_dead(&self, filter: EventFilter) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let mut sql = FilterSql::new(&filter, true)?;
+            sql.clauses.push("d.state = 'dead'".into());
+            sql.clauses.push("e.body IS NOT NULL".into());
+            reset_deliveries(tx, &sql.where_sql(), &sql.params)
+        })
+        .await
+    }
+
+    async fn prune(
+        &self,
+        dedupe_window: Duration,
+        retention: Duration,
+    ) -> Result<PruneStats, StoreError> {
+        let now = now_ms();
+        let keep_ids = dedupe_window.max(retention).as_millis() as i64;
+        let keep_bodies = retention.as_millis() as i64;
+        let mut total = PruneStats::default();
+        loop {
+            let step = self
+                .write(move |tx| prune_tx(tx, now - keep_ids, now - keep_bodies))
+                .await?;
+            total.events_deleted += step.events_deleted;
+            total.bodies_dropped += step.bodies_dropped;
+            if step.events_deleted < PRUNE_CHUNK as u64 && step.bodies_dropped < PRUNE_CHUNK as u64
+            {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn counts(&self) -> Result<DeliveryCounts, StoreError> {
+        self.read(|conn| {
+            let mut counts = DeliveryCounts::default();
+            let mut stmt = conn.prepare_cached(
+                "SELECT state, COUNT(*) FROM deliveries WHERE state IN ('pending', 'inflight', 'dead') GROUP BY state",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (state, n) = row?;
+                let n = n.max(0) as u64;
+                match state.as_str() {
+                    "pending" => counts.pending = n,
+                    "inflight" => counts.inflight = n,
+                    _ => counts.dead = n,
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+}

@@ -1,0 +1,230 @@
+//! Shared test support: start hookline on loopback port 0, sign requests like the providers do,
+//! and run a recording HTTP sink that stands in for a brand's service.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use hookline::config::Config;
+use hookline::server::{Server, ServerBuilder};
+use hookline::signature::{Key, Signer};
+
+/// The demo ChatBrick secret (PROVIDERS.md test vector; never for production).
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// A second ChatBrick secret, for rotation tests.
+pub const SECRET_2: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+/// The liveDesk URL token used in tests.
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+/// The secret hookline signs forwarded requests with.
+pub const FORWARD_SECRET: &str = "whsec_dGhpcyBpcyB0aGUgZm9yd2FyZCBzZWNyZXQ=";
+
+/// A configuration for tests: loopback port 0 for both listeners, data in `dir`, ChatBrick and
+/// liveDesk on.
+pub fn config(dir: &Path) -> Config {
+    let mut env = HashMap::new();
+    env.insert("HOOKLINE_LISTEN".to_string(), "127.0.0.1:0".to_string());
+    env.insert(
+        "HOOKLINE_ADMIN_LISTEN".to_string(),
+        "127.0.0.1:0".to_string(),
+    );
+    env.insert("HOOKLINE_DATA_DIR".to_string(), dir.display().to_string());
+    env.insert("HOOKLINE_CHATBRICK_SECRET".to_string(), SECRET.to_string());
+    env.insert("HOOKLINE_LIVEDESK_TOKEN".to_string(), TOKEN.to_string());
+    Config::load(None, &env).expect("test config")
+}
+
+/// Starts hookline in this process.
+pub async fn start(config: Config) -> Server {
+    ServerBuilder::new(config)
+        .start()
+        .await
+        .expect("server starts")
+}
+
+/// `http://addr`.
+pub fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+/// Signs `body` as Svix does for ChatBrick, with a given id and timestamp.
+pub fn svix_headers(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Vec<(String, String)> {
+    let key: Key = secret.parse().expect("key");
+    let signature = Signer::new(key).expect("signer").sign(id, timestamp, body);
+    vec![
+        ("svix-id".into(), id.into()),
+        ("svix-timestamp".into(), timestamp.to_string()),
+        ("svix-signature".into(), signature),
+    ]
+}
+
+/// Now, in unix seconds.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Posts a body with headers; returns status, headers and the body as JSON (or Null).
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+    body: impl Into<reqwest::Body>,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let mut request = client.post(url).header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.body(body).send().await.expect("request");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Sends a signed ChatBrick request with a fresh id; returns status and JSON body.
+pub async fn send_chatbrick(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    id: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    let headers = svix_headers(SECRET, id, now(), body);
+    let (status, _, json) = post_json(
+        client,
+        &url(addr, "/webhooks/chatbrick"),
+        &headers,
+        body.to_vec(),
+    )
+    .await;
+    (status, json)
+}
+
+/// Reads a fixture file.
+pub fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(path),
+    )
+    .expect("fixture exists")
+}
+
+/// A request the sink received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
+/// A local HTTP server that records every request and answers with a status the test controls.
+#[derive(Clone)]
+pub struct Sink {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Everything received, in order.
+    pub received: Arc<Mutex<Vec<Received>>>,
+    /// The status it answers with now.
+    pub status: Arc<Mutex<u16>>,
+}
+
+impl Sink {
+    /// Starts a sink on loopback answering 200.
+    pub async fn start() -> Sink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sink = Sink {
+            addr: listener.local_addr().unwrap(),
+            received: Arc::default(),
+            status: Arc::new(Mutex::new(200)),
+        };
+        let app = Router::new()
+            .route("/in", post(record))
+            .with_state(sink.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        sink
+    }
+
+    /// The URL hookline forwards to.
+    pub fn url(&self) -> String {
+        format!("http://{}/in", self.addr)
+    }
+
+    /// Sets the status it answers with.
+    pub fn answer(&self, status: u16) {
+        *self.status.lock().unwrap() = status;
+    }
+
+    /// What it received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until it has received at least `n` requests with a 2xx answer window, or panics.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("sink got {} of {n} requests within {within:?}", got.len());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn record(State(sink): State<Sink>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let status = *sink.status.lock().unwrap();
+    if (200..300).contains(&status) {
+        sink.received
+            .lock()
+            .unwrap()
+            .push(Received { headers, body });
+    }
+    StatusCode::from_u16(status).unwrap()
+}
+
+/// Polls `check` until it returns `Some`, or panics after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("condition not met within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// GETs an admin API path and returns its JSON.
+pub async fn admin_get(client: &reqwest::Client, server: &Server, path: &str) -> serde_json::Value {
+    client
+        .get(url(server.admin_addr(), path))
+        .send()
+        .await
+        .expect("admin request")
+        .json()
+        .await
+        .expect("admin json")
+}

@@ -1,0 +1,288 @@
+//! The real `hookline` binary as operators run it: configured only through the environment,
+//! killed with SIGKILL under load, stopped with SIGTERM, and its logs checked for secrets.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use hookline::envelope::{event_id, Source};
+use hookline::signature::{Key, Verifier};
+use rand::Rng;
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A hookline process and its addresses.
+struct Process {
+    child: Child,
+    public: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// Starts the binary with only environment variables, and waits until it is ready.
+async fn spawn(data: &Path, extra: &[(&str, String)], log: Option<&Path>) -> Process {
+    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("HOOKLINE_LISTEN", public.to_string())
+        .env("HOOKLINE_ADMIN_LISTEN", admin.to_string())
+        .env("HOOKLINE_DATA_DIR", data)
+        .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
+        .env("HOOKLINE_LIVEDESK_TOKEN", TOKEN)
+        .env("HOOKLINE_LOG", "warn")
+        .stdin(Stdio::null());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    match log {
+        Some(path) => {
+            let file = std::fs::File::create(path).unwrap();
+            command.stdout(file.try_clone().unwrap()).stderr(file);
+        }
+        None => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    let child = command.spawn().expect("hookline binary starts");
+    let client = reqwest::Client::new();
+    eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        async move {
+            let r = client.get(url(public, "/readyz")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await;
+    Process {
+        child,
+        public,
+        admin,
+    }
+}
+
+/// Sends SIGTERM (or SIGKILL) to the process.
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the process to exit and returns its exit code.
+async fn exit_code(child: &mut Child) -> Option<i32> {
+    for _ in 0..400 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("hookline did not exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_event_is_lost_across_sigkills() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let forward = [
+        ("HOOKLINE_FORWARD_URL", sink.url()),
+        ("HOOKLINE_FORWARD_SECRET", FORWARD_SECRET.to_string()),
+    ];
+    let body = Arc::new(fixture(
+        "chatbrick/contact.connection.connected.store_and_staff.json",
+    ));
+    let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let kills = 4;
+    for round in 0..kills {
+        let mut process = spawn(dir.path(), &forward, None).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut senders = tokio::task::JoinSet::new();
+        for worker in 0..16 {
+            let (client, body, acked, stop) =
+                (client.clone(), body.clone(), acked.clone(), stop.clone());
+            let addr = process.public;
+            senders.spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = format!("msg_r{round}_w{worker}_{n}");
+                    n += 1;
+                    let headers = svix_headers(SECRET, &id, now(), &body);
+                    let sent = client
+                        .post(url(addr, "/webhooks/chatbrick"))
+                        .headers(
+                            headers
+                                .iter()
+                                .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+                                .collect(),
+                        )
+                        .body(body.to_vec())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => {
+                            acked.lock().unwrap().insert(id);
+                        }
+                        Ok(r) => assert!(r.status().as_u16() == 503, "unexpected {}", r.status()),
+                        Err(_) => break, // killed mid-request: not acknowledged
+                    }
+                }
+            });
+        }
+        let pause = rand::thread_rng().gen_range(300..1200);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        process.child.kill().unwrap(); // SIGKILL
+        process.child.wait().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        while senders.join_next().await.is_some() {}
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "load was applied ({} acked)",
+        acked.len()
+    );
+
+    // Restart: everything acknowledged is stored and reaches the sink.
+    let mut process = spawn(dir.path(), &forward, None).await;
+    let expected: HashSet<String> = acked
+        .iter()
+        .map(|id| event_id(Source::Chatbrick, id))
+        .collect();
+    let key: Key = FORWARD_SECRET.parse().unwrap();
+    let verifier = Verifier::new(vec![key], Duration::from_secs(300));
+    let received = eventually(Duration::from_secs(60), || {
+        let sink = sink.clone();
+        let expected = expected.clone();
+        async move {
+            let received = sink.received();
+            let ids: HashSet<String> = received
+                .iter()
+                .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+                .collect();
+            expected.is_subset(&ids).then_some(received)
+        }
+    })
+    .await;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for request in &received {
+        let verified = verifier
+            .verify(&request.headers, &request.body, now())
+            .expect("valid signature");
+        *counts.entry(verified.id).or_default() += 1;
+    }
+    let duplicates: usize = counts.values().map(|n| n - 1).sum();
+    // Only deliveries in flight at a kill may arrive twice: at most one batch per kill.
+    assert!(duplicates <= kills * 32, "{duplicates} duplicates");
+    let client = reqwest::Client::new();
+    let listed: serde_json::Value = client
+        .get(url(process.admin, "/api/events?limit=1000&status=pending"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed["events"].as_array().unwrap().len() <= expected.len());
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_finishes_gracefully_and_logs_hide_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hookline.log");
+    let data = dir.path().join("data");
+    let extra = [
+        ("HOOKLINE_LOG", "info".to_string()),
+        ("HOOKLINE_LOG_FORMAT", "json".to_string()),
+        (
+            "HOOKLINE_LIVEDESK_SECRET",
+            "chatwoot-secret-value".to_string(),
+        ),
+        ("HOOKLINE_ADMIN_TOKEN", "admin-token-value".to_string()),
+    ];
+    let mut process = spawn(&data, &extra, Some(&log)).await;
+    let client = reqwest::Client::new();
+    let body = fixture("livedesk/message_created.api_channel_doc.json");
+    let headers: Vec<(String, String)> =
+        hookline::send::livedesk_headers(Some("chatwoot-secret-value"), &body)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+    let (status, response_headers, _) = post_json(
+        &client,
+        &url(process.public, &format!("/webhooks/livedesk/{TOKEN}")),
+        &headers,
+        body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let request_id = response_headers["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, _) = post_json(
+        &client,
+        &url(process.public, "/webhooks/livedesk/wrong-token-123456789"),
+        &[],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    // The admin API wants its token.
+    let denied = client
+        .get(url(process.admin, "/api/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status().as_u16(), 401);
+    let allowed = client
+        .get(url(process.admin, "/api/events"))
+        .bearer_auth("admin-token-value")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status().as_u16(), 200);
+
+    signal(&process.child, "TERM");
+    assert_eq!(exit_code(&mut process.child).await, Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [
+        TOKEN,
+        "wrong-token-123456789",
+        "chatwoot-secret-value",
+        "admin-token-value",
+        SECRET,
+    ] {
+        assert!(!text.contains(secret), "log leaks {secret}:\n{text}");
+    }
+    assert!(text.contains("/webhooks/livedesk/***"), "{text}");
+    let request_line = text
+        .lines()
+        .find(|l| l.contains(&request_id))
+        .expect("request id in the logs");
+    let json: serde_json::Value = serde_json::from_str(request_line).expect("json log line");
+    assert!(json["timestamp"].is_string() && json["level"].is_string());
+    assert!(text.contains("hookline stopped"));
+}

@@ -126,6 +126,11 @@ impl IntoResponse for AdminError {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
+    // Delivery counts are read at scrape time so that the gauges are never stale.
+    match state.store.counts().await {
+        Ok(counts) => crate::metrics::deliveries(counts),
+        Err(e) => tracing::warn!(error = %e, "cannot read delivery counts for /metrics"),
+    }
     match &state.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -43,9 +43,6 @@ use crate::store::{SqliteStore, Store, StoreError};
 
 use client_ip::TrustedProxies;
 
-/// How often the delivery gauges are refreshed from the store.
-const GAUGE_INTERVAL: Duration = Duration::from_secs(10);
-
 /// Why hookline could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -337,8 +334,7 @@ impl Server {
         ));
         let mut workers = JoinSet::new();
         workers.spawn(dispatcher.run(shutdown.clone()));
-        workers.spawn(prune_loop(store.clone(), config.clone(), shutdown.clone()));
-        workers.spawn(gauge_loop(store, shutdown));
+        workers.spawn(prune_loop(store, config.clone(), shutdown));
         tracing::info!(listen = %public_addr, admin = %admin_addr, "hookline started");
         Server {
             public_addr,
@@ -504,20 +500,6 @@ async fn prune_loop(store: Arc<dyn Store>, config: Config, mut shutdown: Shutdow
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
-        }
-    }
-}
-
-/// Refreshes the delivery gauges.
-async fn gauge_loop(store: Arc<dyn Store>, mut shutdown: Shutdown) {
-    loop {
-        match store.counts().await {
-            Ok(counts) => crate::metrics::deliveries(counts),
-            Err(e) => tracing::debug!(error = %e, "cannot read delivery counts"),
-        }
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
         }
     }
 }

@@ -17,7 +17,7 @@ struct WelcomeNewCustomers;
 #[async_trait]
 impl Handler for WelcomeNewCustomers {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
-        if let TypedEvent::Chatbrick(chatbrick::Event::ContactConnected(connection)) = &event.event
+        if let TypedEvent::Chatbrick(chatbrick::Event::ContactConnected(connection)) = event.event()
         {
             let store = connection
                 .connected_store

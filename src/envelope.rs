@@ -35,6 +35,8 @@ pub struct PersonalData {
     pub content: Option<String>,
 }
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -172,6 +174,10 @@ pub fn body_hash_id(body: &[u8]) -> String {
 }
 
 /// One received event: what handlers get, and what the inbox stores.
+///
+/// The typed event is decoded at intake (routing and flagging need it) and, for events read
+/// back from the store, only when a handler first asks for it: the forward handler, which sends
+/// the raw bytes, never pays for decoding.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     /// hookline's stable event id (`evt_…`), see [`event_id`].
@@ -186,10 +192,12 @@ pub struct Envelope {
     pub event_type: String,
     /// When hookline received it.
     pub received_at: DateTime<Utc>,
+    /// Why the body does not fit the event types, when it does not.
+    pub decode_error: Option<String>,
     /// The exact bytes the provider sent.
     pub body: Bytes,
-    /// The body decoded, or the decode error.
-    pub event: TypedEvent,
+    /// The typed event, decoded once on first use.
+    event: OnceLock<TypedEvent>,
 }
 
 impl Envelope {
@@ -210,9 +218,39 @@ impl Envelope {
             provider_id,
             event_type,
             received_at,
+            decode_error: event.decode_error().map(str::to_owned),
             body,
-            event,
+            event: OnceLock::from(event),
         }
+    }
+
+    /// Rebuilds a stored record without decoding the body (see [`Envelope::event`]).
+    pub fn restore(
+        source: Source,
+        endpoint: String,
+        provider_id: String,
+        event_type: String,
+        received_at: DateTime<Utc>,
+        decode_error: Option<String>,
+        body: Bytes,
+    ) -> Envelope {
+        Envelope {
+            id: event_id(source, &provider_id),
+            source,
+            endpoint,
+            provider_id,
+            event_type,
+            received_at,
+            decode_error,
+            body,
+            event: OnceLock::new(),
+        }
+    }
+
+    /// The body decoded into the provider's types (or the decode error).
+    pub fn event(&self) -> &TypedEvent {
+        self.event
+            .get_or_init(|| TypedEvent::decode(self.source, &self.body))
     }
 }
 

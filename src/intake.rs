@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,12 @@ pub struct Intake {
     pub router: Router,
     /// Woken for each committed delivery.
     pub dispatcher: Arc<Dispatcher>,
-    /// False while the store fails to commit, or once shutdown has begun: `/readyz` says 503.
-    pub ready: AtomicBool,
+    /// Unix ms until which `/readyz` says 503 because a commit failed; 0 when healthy. It
+    /// expires by itself so that a load balancer sends traffic again and intake can find out
+    /// whether the store recovered.
+    pub unready_until: AtomicI64,
+    /// Set when shutdown begins: `/readyz` says 503 from then on.
+    pub stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for Intake {
@@ -153,8 +157,41 @@ impl Intake {
         }
     }
 
+    /// Runs one webhook request: takes a slot (held until the commit is done, so the limit
+    /// bounds everything a request holds), authenticates, commits, answers; rejections are
+    /// counted, logged without secrets, and mapped to their status.
+    pub async fn receive(
+        &self,
+        source: Source,
+        endpoint_label: &str,
+        authenticate: impl std::future::Future<Output = Result<Envelope, Rejection>>,
+    ) -> Response {
+        let result = async {
+            let _slot = self.admit()?;
+            let envelope = authenticate.await?;
+            self.accept(envelope).await
+        }
+        .await;
+        result.unwrap_or_else(|rejection| {
+            metrics::request(source, endpoint_label, rejection.reason());
+            tracing::warn!(
+                source = source.as_str(),
+                endpoint = endpoint_label,
+                reason = rejection.reason(),
+                "webhook rejected: {rejection}"
+            );
+            rejection.into_response()
+        })
+    }
+
+    /// Whether `/readyz` should say ready.
+    pub fn is_ready(&self) -> bool {
+        !self.stopping.load(Ordering::Relaxed)
+            && self.unready_until.load(Ordering::Relaxed) <= chrono::Utc::now().timestamp_millis()
+    }
+
     /// Takes a request slot, or refuses with 503 when all are busy.
-    pub fn admit(&self) -> Result<OwnedSemaphorePermit, Rejection> {
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Rejection> {
         self.slots
             .clone()
             .try_acquire_owned()
@@ -174,7 +211,7 @@ impl Intake {
 
     /// Commits an authenticated event with its deliveries, then answers 200; or 503 when the
     /// store cannot commit, so that the sender retries.
-    pub async fn accept(&self, envelope: Envelope) -> Response {
+    async fn accept(&self, envelope: Envelope) -> Result<Response, Rejection> {
         let deliveries = self.router.deliveries(&envelope);
         let handlers: Vec<String> = deliveries.iter().map(|d| d.handler.clone()).collect();
         let started = Instant::now();
@@ -182,19 +219,16 @@ impl Intake {
         metrics::commit_latency(started.elapsed());
         match outcome {
             Ok(outcome) => {
-                self.ready.store(true, Ordering::Relaxed);
-                self.acknowledged(&envelope, outcome, &handlers)
+                self.unready_until.store(0, Ordering::Relaxed);
+                Ok(self.acknowledged(&envelope, outcome, &handlers))
             }
             Err(e) => {
-                self.ready.store(false, Ordering::Relaxed);
+                let retry_at =
+                    chrono::Utc::now().timestamp_millis() + RETRY_AFTER_SECS as i64 * 1000;
+                self.unready_until.store(retry_at, Ordering::Relaxed);
                 tracing::error!(source = envelope.source.as_str(), event_id = %envelope.id, error = %e,
-                    "cannot commit event; answered 503 so that the sender retries");
-                metrics::request(
-                    envelope.source,
-                    &envelope.endpoint,
-                    Rejection::Unavailable.reason(),
-                );
-                Rejection::Unavailable.into_response()
+                    "cannot commit event; answering 503 so that the sender retries");
+                Err(Rejection::Unavailable)
             }
         }
     }
@@ -218,8 +252,8 @@ impl Intake {
         metrics::request(envelope.source, &envelope.endpoint, status);
         tracing::debug!(source = envelope.source.as_str(), event_type = %envelope.event_type,
             event_id = %envelope.id, provider_id = %envelope.provider_id,
-            undecodable = envelope.event.decode_error(), status, "webhook received");
-        if let Some(error) = envelope.event.decode_error() {
+            undecodable = envelope.decode_error.as_deref(), status, "webhook received");
+        if let Some(error) = envelope.decode_error.as_deref() {
             tracing::warn!(source = envelope.source.as_str(), event_id = %envelope.id, error,
                 "authentic body does not fit the event types; stored raw and flagged");
         }

@@ -60,7 +60,7 @@ fn line(event: &Envelope) -> Vec<u8> {
         event_type: &event.event_type,
         provider_id: &event.provider_id,
         received_at: event.received_at.to_rfc3339(),
-        decode_error: event.event.decode_error(),
+        decode_error: event.decode_error.as_deref(),
         body: raw,
         body_text: raw
             .is_none()

@@ -17,9 +17,9 @@ pub struct LogHandler {
 #[async_trait]
 impl Handler for LogHandler {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
-        let ids = event.event.key_ids();
+        let ids = event.event().key_ids();
         let personal = if self.include_personal {
-            event.event.personal()
+            event.event().personal()
         } else {
             PersonalData::default()
         };
@@ -37,7 +37,7 @@ impl Handler for LogHandler {
             message = ids.message.as_deref(),
             name = personal.name.as_deref(),
             content = personal.content.as_deref(),
-            undecodable = event.event.decode_error(),
+            undecodable = event.decode_error.as_deref(),
             "event"
         );
         Ok(())

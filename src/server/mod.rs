@@ -10,7 +10,7 @@ pub mod http;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -224,7 +224,8 @@ fn build_intake(
         store,
         router: EventRouter::new(&config.routes),
         dispatcher,
-        ready: AtomicBool::new(true),
+        unready_until: AtomicI64::new(0),
+        stopping: AtomicBool::new(false),
     })
 }
 
@@ -359,7 +360,7 @@ impl Server {
     /// Begins a graceful shutdown: stop accepting, finish in-flight requests, let running
     /// deliveries finish within the grace period.
     pub fn shutdown(&self) {
-        self.intake.ready.store(false, Ordering::Relaxed);
+        self.intake.stopping.store(true, Ordering::Relaxed);
         self.trigger.trigger();
     }
 
@@ -465,7 +466,7 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(intake): State<Arc<Intake>>) -> Response {
-    if intake.ready.load(Ordering::Relaxed) {
+    if intake.is_ready() {
         Json(json!({ "status": "ready" })).into_response()
     } else {
         (

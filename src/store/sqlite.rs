@@ -268,9 +268,37 @@ fn parse_source(text: &str) -> rusqlite::Result<Source> {
     })
 }
 
+/// What intake writes for one event: the envelope's columns, owned so that the job can move to
+/// the writer thread without cloning the decoded event.
+struct EventRow {
+    id: String,
+    source: Source,
+    endpoint: String,
+    provider_id: String,
+    event_type: String,
+    received_at: i64,
+    decode_error: Option<String>,
+    body: Bytes,
+}
+
+impl From<&Envelope> for EventRow {
+    fn from(envelope: &Envelope) -> Self {
+        EventRow {
+            id: envelope.id.clone(),
+            source: envelope.source,
+            endpoint: envelope.endpoint.clone(),
+            provider_id: envelope.provider_id.clone(),
+            event_type: envelope.event_type.clone(),
+            received_at: envelope.received_at.timestamp_millis(),
+            decode_error: envelope.decode_error.clone(),
+            body: envelope.body.clone(),
+        }
+    }
+}
+
 fn insert_event(
     tx: &Transaction<'_>,
-    envelope: &Envelope,
+    envelope: &EventRow,
     deliveries: &[NewDelivery],
 ) -> Result<InsertOutcome, StoreError> {
     let seq: Option<i64> = tx
@@ -286,8 +314,8 @@ fn insert_event(
                 envelope.endpoint,
                 envelope.provider_id,
                 envelope.event_type,
-                envelope.received_at.timestamp_millis(),
-                envelope.event.decode_error(),
+                envelope.received_at,
+                envelope.decode_error,
                 envelope.body.as_ref(),
             ],
             |row| row.get(0),
@@ -312,17 +340,16 @@ const EVENT_COLUMNS: &str = "e.id, e.source, e.endpoint, e.provider_id, e.event_
 
 /// Rebuilds the envelope from a row selected with [`EVENT_COLUMNS`] at `offset`.
 fn envelope_from_row(row: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Envelope> {
-    let source = parse_source(&row.get::<_, String>(offset + 1)?)?;
     let body: Option<Vec<u8>> = row.get(offset + 7)?;
-    let mut envelope = Envelope::new(
-        source,
-        &row.get::<_, String>(offset + 2)?,
+    Ok(Envelope::restore(
+        parse_source(&row.get::<_, String>(offset + 1)?)?,
+        row.get(offset + 2)?,
         row.get(offset + 3)?,
+        row.get(offset + 4)?,
         from_ms(row.get(offset + 5)?),
+        row.get(offset + 6)?,
         Bytes::from(body.unwrap_or_default()),
-    );
-    envelope.event_type = row.get(offset + 4)?;
-    Ok(envelope)
+    ))
 }
 
 fn claim_due(
@@ -665,8 +692,8 @@ impl Store for SqliteStore {
         envelope: &Envelope,
         deliveries: Vec<NewDelivery>,
     ) -> Result<InsertOutcome, StoreError> {
-        let envelope = envelope.clone();
-        self.write(move |tx| insert_event(tx, &envelope, &deliveries))
+        let row = EventRow::from(envelope);
+        self.write(move |tx| insert_event(tx, &row, &deliveries))
             .await
     }
 

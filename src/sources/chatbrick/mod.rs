@@ -8,13 +8,12 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use chrono::Utc;
 
 use crate::envelope::{Envelope, Source};
 use crate::intake::{Intake, Rejection};
-use crate::metrics;
 use crate::server::ClientIp;
 
 pub use event::Event;
@@ -51,25 +50,19 @@ async fn receive(
     body: Body,
 ) -> Response {
     let client = client.map(|Extension(ClientIp(ip))| ip);
-    match authenticate(intake, endpoint, client, headers, body).await {
-        Ok(envelope) => intake.accept(envelope).await,
-        Err(rejection) => {
-            // Unknown endpoints are not counted by name: anyone can make up names.
-            let label = if intake.chatbrick.contains_key(endpoint) {
-                endpoint
-            } else {
-                "unknown"
-            };
-            metrics::request(Source::Chatbrick, label, rejection.reason());
-            tracing::warn!(
-                source = "chatbrick",
-                endpoint = label,
-                reason = rejection.reason(),
-                "webhook rejected: {rejection}"
-            );
-            rejection.into_response()
-        }
-    }
+    // Unknown endpoints are not counted by name: anyone can make up names.
+    let label = if intake.chatbrick.contains_key(endpoint) {
+        endpoint
+    } else {
+        "unknown"
+    };
+    intake
+        .receive(
+            Source::Chatbrick,
+            label,
+            authenticate(intake, endpoint, client, headers, body),
+        )
+        .await
 }
 
 /// Reads the body and checks the Standard Webhooks signature over its raw bytes.
@@ -82,7 +75,6 @@ async fn authenticate(
 ) -> Result<Envelope, Rejection> {
     let verifier = intake.chatbrick.get(endpoint).ok_or(Rejection::NotFound)?;
     intake.check_client(Source::Chatbrick, client)?;
-    let _slot = intake.admit()?;
     let body = intake.read_body(body).await?;
     let verified = verifier.verify(headers, &body, Utc::now().timestamp())?;
     Ok(Envelope::new(

@@ -9,17 +9,19 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use chrono::Utc;
 
 use crate::envelope::{body_hash_id, Envelope, Source};
 use crate::intake::{Intake, Rejection};
-use crate::metrics;
 use crate::server::ClientIp;
 use crate::signature::VerifyError;
 
 pub use event::Event;
+
+/// liveDesk has one webhook URL per API channel: one endpoint.
+pub const ENDPOINT: &str = "default";
 
 /// Header Chatwoot sets to a UUID per delivery; the provider id when present.
 pub const DELIVERY_HEADER: &str = "x-chatwoot-delivery";
@@ -33,18 +35,13 @@ pub async fn receive(
     body: Body,
 ) -> Response {
     let client = client.map(|Extension(ClientIp(ip))| ip);
-    match authenticate(&intake, &token, client, &headers, body).await {
-        Ok(envelope) => intake.accept(envelope).await,
-        Err(rejection) => {
-            metrics::request(Source::Livedesk, "default", rejection.reason());
-            tracing::warn!(
-                source = "livedesk",
-                reason = rejection.reason(),
-                "webhook rejected: {rejection}"
-            );
-            rejection.into_response()
-        }
-    }
+    intake
+        .receive(
+            Source::Livedesk,
+            ENDPOINT,
+            authenticate(&intake, &token, client, &headers, body),
+        )
+        .await
 }
 
 /// Checks the URL token before reading anything, then the Chatwoot signature if configured.
@@ -60,7 +57,6 @@ async fn authenticate(
     if !auth.token.matches(token) {
         return Err(VerifyError::UnknownToken.into());
     }
-    let _slot = intake.admit()?;
     let body = intake.read_body(body).await?;
     if let Some(chatwoot) = &auth.chatwoot {
         chatwoot.verify(headers, &body, Utc::now().timestamp())?;
@@ -73,7 +69,7 @@ async fn authenticate(
         .map_or_else(|| body_hash_id(&body), str::to_owned);
     Ok(Envelope::new(
         Source::Livedesk,
-        "default",
+        ENDPOINT,
         provider_id,
         Utc::now(),
         body,

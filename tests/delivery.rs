@@ -334,6 +334,17 @@ async fn full_store_answers_503_with_retry_after() {
         503,
         "not ready while the store cannot commit"
     );
+    // Readiness comes back by itself, so that a load balancer retries and intake can find out
+    // whether the store recovered.
+    eventually(Duration::from_secs(15), || {
+        let client = client.clone();
+        let target = url(server.public_addr(), "/readyz");
+        async move {
+            let r = client.get(target).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await;
     server.shutdown();
     server.wait().await;
 }

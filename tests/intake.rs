@@ -487,3 +487,46 @@ async fn overload_is_answered_with_503_and_retry_after() {
     server.shutdown();
     server.wait().await;
 }
+
+#[tokio::test]
+async fn allow_lists_refuse_other_client_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.allowed_ips.chatbrick = vec!["10.0.0.0/8".parse().unwrap()];
+    config.allowed_ips.livedesk = vec!["127.0.0.0/8".parse().unwrap()];
+    let server = start(config).await;
+    let client = reqwest::Client::new();
+    let (status, json) = send_chatbrick(
+        &client,
+        server.public_addr(),
+        "msg_ip",
+        &fixture("chatbrick/store.created.example.json"),
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (403, Some("ip_not_allowed"))
+    );
+    // Untrusted peers cannot talk their way in with a forwarded header.
+    let body = fixture("chatbrick/store.created.example.json");
+    let mut headers = svix_headers(SECRET, "msg_ip2", now(), &body);
+    headers.push(("x-forwarded-for".into(), "10.1.2.3".into()));
+    let (status, _, _) = post_json(
+        &client,
+        &url(server.public_addr(), "/webhooks/chatbrick"),
+        &headers,
+        body,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = post_json(
+        &client,
+        &url(server.public_addr(), &format!("/webhooks/livedesk/{TOKEN}")),
+        &[],
+        fixture("livedesk/conversation_created.api_channel_doc.json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    server.shutdown();
+    server.wait().await;
+}

@@ -867,3 +867,180 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration as Age;
+
+    fn envelope(provider_id: &str, age: Age) -> Envelope {
+        Envelope::new(
+            Source::Chatbrick,
+            "default",
+            provider_id.into(),
+            Utc::now() - age,
+            Bytes::from_static(br#"{"type":"store.created","data":{"store":{"id":"s1"}}}"#),
+        )
+    }
+
+    fn to(handler: &str) -> Vec<NewDelivery> {
+        vec![NewDelivery {
+            route: handler.into(),
+            handler: handler.into(),
+        }]
+    }
+
+    fn open(dir: &Path) -> SqliteStore {
+        SqliteStore::open(dir, Synchronous::Full, 0).unwrap()
+    }
+
+    async fn deliver_all(store: &SqliteStore, handler: &str) {
+        for claimed in store
+            .claim(handler, 100, Duration::from_secs(60))
+            .await
+            .unwrap()
+        {
+            let attempt = AttemptRecord {
+                started_at: Utc::now(),
+                duration: Duration::from_millis(1),
+                http_status: Some(200),
+                error: None,
+            };
+            store
+                .finish(claimed.delivery_id, attempt, NextStep::Delivered)
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_detected_even_within_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let (first, second) = (envelope("m1", Age::zero()), envelope("m1", Age::zero()));
+        let (a, b) = tokio::join!(
+            store.insert(&first, to("log")),
+            store.insert(&second, to("log")),
+        );
+        let mut outcomes = vec![a.unwrap(), b.unwrap()];
+        outcomes.sort_by_key(|o| *o == InsertOutcome::Duplicate);
+        assert_eq!(
+            outcomes,
+            vec![InsertOutcome::Stored, InsertOutcome::Duplicate]
+        );
+        assert_eq!(store.counts().await.unwrap().pending, 1);
+    }
+
+    #[tokio::test]
+    async fn committed_events_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let store = open(dir.path());
+            let e = envelope("m1", Age::zero());
+            store.insert(&e, to("log")).await.unwrap();
+            e.id
+        };
+        let store = open(dir.path());
+        let detail = store.event(&id).await.unwrap().expect("still there");
+        assert_eq!(detail.summary.status, "pending");
+        assert!(detail.body.unwrap().contains("store.created"));
+        assert_eq!(
+            store
+                .insert(&envelope("m1", Age::zero()), to("log"))
+                .await
+                .unwrap(),
+            InsertOutcome::Duplicate
+        );
+    }
+
+    #[tokio::test]
+    async fn prune_keeps_ids_for_dedupe_drops_bodies_and_spares_unfinished_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let day = Duration::from_secs(24 * 3600);
+        let ancient = envelope("ancient", Age::days(10));
+        let old = envelope("old", Age::days(3));
+        let stuck = envelope("stuck", Age::days(10));
+        let fresh = envelope("fresh", Age::zero());
+        for e in [&ancient, &old, &fresh] {
+            store.insert(e, to("log")).await.unwrap();
+        }
+        deliver_all(&store, "log").await;
+        store.insert(&stuck, to("other")).await.unwrap();
+
+        let stats = store.prune(7 * day, day).await.unwrap();
+        assert_eq!(
+            stats.events_deleted, 1,
+            "only the finished event past the dedupe window"
+        );
+        assert!(store.event(&ancient.id).await.unwrap().is_none());
+        let old_detail = store.event(&old.id).await.unwrap().unwrap();
+        assert!(old_detail.body.is_none(), "body dropped after retention");
+        assert_eq!(
+            store.insert(&old, to("log")).await.unwrap(),
+            InsertOutcome::Duplicate,
+            "its id is still remembered"
+        );
+        assert!(store
+            .event(&fresh.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .body
+            .is_some());
+        let stuck_detail = store.event(&stuck.id).await.unwrap().unwrap();
+        assert!(stuck_detail.body.is_some(), "pending work keeps its body");
+        let err = store.replay_event(&old.id, Vec::new()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn expired_leases_are_released_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store
+            .insert(&envelope("a", Age::zero()), to("h"))
+            .await
+            .unwrap();
+        store
+            .insert(&envelope("b", Age::zero()), to("g"))
+            .await
+            .unwrap();
+        assert_eq!(store.claim("h", 10, Duration::ZERO).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .claim("g", 10, Duration::from_secs(600))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(store.release_leases(true).await.unwrap(), 1);
+        let again = store.claim("h", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempt, 2, "the lost attempt counts");
+        assert!(store
+            .claim("g", 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.release_leases(false).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn restored_envelopes_decode_lazily_to_the_same_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let original = envelope("m1", Age::zero());
+        store.insert(&original, to("log")).await.unwrap();
+        let claimed = store
+            .claim("log", 1, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let restored = &claimed[0].envelope;
+        assert_eq!(restored.id, original.id);
+        assert_eq!(restored.event_type, "store.created");
+        assert_eq!(restored.event(), original.event());
+    }
+}

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use hookline::config::{HandlerConfig, RouteConfig};
+use hookline::config::RouteConfig;
 
 /// The value of one Prometheus sample line (`name{labels} value`), 0 when absent.
 fn sample(text: &str, name_and_labels: &str) -> f64 {
@@ -43,17 +43,9 @@ async fn metrics_move_with_requests_duplicates_failures_and_deliveries() {
             name: "metrics".into(),
             secrets: vec![SECRET.into()],
         });
-    config.handlers.insert(
-        "metrics-sink".into(),
-        HandlerConfig::Forward {
-            url: sink.url(),
-            secret: FORWARD_SECRET.into(),
-            format: Default::default(),
-            timeout: Duration::from_secs(5),
-            retry_client_errors: false,
-            concurrency: 4,
-        },
-    );
+    config
+        .handlers
+        .insert("metrics-sink".into(), forward_to(&sink, 4));
     config.routes = vec![RouteConfig::everything("metrics-sink")];
     let server = start(config).await;
     let client = reqwest::Client::new();
@@ -124,17 +116,7 @@ async fn cli_lists_shows_and_replays() {
     sink.answer(400);
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.handlers.insert(
-        "sink".into(),
-        HandlerConfig::Forward {
-            url: sink.url(),
-            secret: FORWARD_SECRET.into(),
-            format: Default::default(),
-            timeout: Duration::from_secs(5),
-            retry_client_errors: false,
-            concurrency: 4,
-        },
-    );
+    config.handlers.insert("sink".into(), forward_to(&sink, 4));
     config.routes = vec![RouteConfig::everything("sink")];
     let server = start(config).await;
     let client = reqwest::Client::new();

@@ -7,23 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use hookline::config::{HandlerConfig, RouteConfig};
+use hookline::config::RouteConfig;
 use hookline::signature::{Key, Verifier};
 
 /// A configuration that forwards every event to `sink`, retrying quickly.
 fn forwarding(dir: &std::path::Path, sink: &Sink) -> hookline::config::Config {
     let mut config = config(dir);
-    config.handlers.insert(
-        "sink".into(),
-        HandlerConfig::Forward {
-            url: sink.url(),
-            secret: FORWARD_SECRET.into(),
-            format: Default::default(),
-            timeout: Duration::from_secs(5),
-            retry_client_errors: false,
-            concurrency: 16,
-        },
-    );
+    config.handlers.insert("sink".into(), forward_to(sink, 16));
     config.routes = vec![RouteConfig::everything("sink")];
     config.delivery.initial_backoff = Duration::from_millis(100);
     config.delivery.max_backoff = Duration::from_millis(400);
@@ -336,15 +326,7 @@ async fn full_store_answers_503_with_retry_after() {
     );
     // Readiness comes back by itself, so that a load balancer retries and intake can find out
     // whether the store recovered.
-    eventually(Duration::from_secs(15), || {
-        let client = client.clone();
-        let target = url(server.public_addr(), "/readyz");
-        async move {
-            let r = client.get(target).send().await.ok()?;
-            r.status().is_success().then_some(())
-        }
-    })
-    .await;
+    wait_ready(&client, server.public_addr(), Duration::from_secs(15)).await;
     server.shutdown();
     server.wait().await;
 }

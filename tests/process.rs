@@ -60,15 +60,7 @@ async fn spawn(data: &Path, extra: &[(&str, String)], log: Option<&Path>) -> Pro
         }
     }
     let child = command.spawn().expect("hookline binary starts");
-    let client = reqwest::Client::new();
-    eventually(Duration::from_secs(20), || {
-        let client = client.clone();
-        async move {
-            let r = client.get(url(public, "/readyz")).send().await.ok()?;
-            r.status().is_success().then_some(())
-        }
-    })
-    .await;
+    wait_ready(&reqwest::Client::new(), public, Duration::from_secs(20)).await;
     Process {
         child,
         public,

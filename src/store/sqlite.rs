@@ -512,6 +512,27 @@ fn status_clause(status: &str) -> Result<&'static str, StoreError> {
     })
 }
 
+/// Runs `select` narrowed by `sql`, newest (highest `order_by`) first, up to the filter's limit.
+fn select_filtered<T>(
+    conn: &Connection,
+    select: &str,
+    sql: &FilterSql,
+    order_by: &str,
+    filter: &EventFilter,
+    from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let query = format!(
+        "{select} {} ORDER BY {order_by} DESC LIMIT {}",
+        sql.where_sql(),
+        limit_of(filter)
+    );
+    let rows = conn
+        .prepare(&query)?
+        .query_map(rusqlite::params_from_iter(sql.params.iter()), from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 fn limit_of(filter: &EventFilter) -> i64 {
     i64::from(filter.limit.unwrap_or(100).clamp(1, 1000))
 }
@@ -734,20 +755,14 @@ impl Store for SqliteStore {
     async fn list_events(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
         self.read(move |conn| {
             let sql = FilterSql::new(&filter, false)?;
-            let query = format!(
-                "{} {} ORDER BY e.seq DESC LIMIT {}",
-                summary_select(),
-                sql.where_sql(),
-                limit_of(&filter)
-            );
-            let rows = conn
-                .prepare(&query)?
-                .query_map(
-                    rusqlite::params_from_iter(sql.params.iter()),
-                    summary_from_row,
-                )?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            select_filtered(
+                conn,
+                &summary_select(),
+                &sql,
+                "e.seq",
+                &filter,
+                summary_from_row,
+            )
         })
         .await
     }
@@ -761,19 +776,14 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut sql = FilterSql::new(&filter, true)?;
             sql.clauses.push("d.state = 'dead'".into());
-            let query = format!(
-                "{DELIVERY_SELECT} {} ORDER BY d.id DESC LIMIT {}",
-                sql.where_sql(),
-                limit_of(&filter)
-            );
-            let rows = conn
-                .prepare(&query)?
-                .query_map(
-                    rusqlite::params_from_iter(sql.params.iter()),
-                    delivery_from_row,
-                )?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            select_filtered(
+                conn,
+                DELIVERY_SELECT,
+                &sql,
+                "d.id",
+                &filter,
+                delivery_from_row,
+            )
         })
         .await
     }

@@ -42,6 +42,47 @@ pub fn config(dir: &Path) -> Config {
     Config::load(None, &env).expect("test config")
 }
 
+/// A forward handler to `sink`, signed with [`FORWARD_SECRET`].
+pub fn forward_to(sink: &Sink, concurrency: usize) -> hookline::config::HandlerConfig {
+    hookline::config::HandlerConfig::Forward {
+        url: sink.url(),
+        secret: FORWARD_SECRET.into(),
+        format: Default::default(),
+        timeout: Duration::from_secs(5),
+        retry_client_errors: false,
+        concurrency,
+    }
+}
+
+/// Polls `/readyz` until it answers 200.
+pub async fn wait_ready(client: &reqwest::Client, addr: SocketAddr, within: Duration) {
+    eventually(within, || {
+        let client = client.clone();
+        let target = url(addr, "/readyz");
+        async move {
+            let r = client.get(target).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await
+}
+
+/// POSTs to an admin API path and returns its JSON.
+pub async fn admin_post(
+    client: &reqwest::Client,
+    server: &Server,
+    path: &str,
+) -> serde_json::Value {
+    client
+        .post(url(server.admin_addr(), path))
+        .send()
+        .await
+        .expect("admin request")
+        .json()
+        .await
+        .expect("admin json")
+}
+
 /// Starts hookline in this process.
 pub async fn start(config: Config) -> Server {
     ServerBuilder::new(config)

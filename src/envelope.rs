@@ -156,21 +156,40 @@ pub fn event_type_of(source: Source, event: &TypedEvent, body: &[u8]) -> String 
     }
 }
 
-/// hookline's own id for an event: stable for one provider message, whatever the retry or
-/// replay, so that handlers can dedupe on it (it is the `webhook-id` hookline forwards with).
+/// Longest provider id that [`event_id`] embeds as it is; longer ones are hashed.
+const MAX_EMBEDDED_ID: usize = 96;
+
+/// hookline's own id for an event: stable for one provider message, whatever the retry, replay
+/// or store it passes through, so that handlers can dedupe on it (it is the `webhook-id` hookline
+/// forwards with).
+///
+/// It embeds the provider's id when that is short and URL-safe (`evt_cb_msg_2Xk…` for ChatBrick,
+/// `evt_ld_…` for liveDesk): providers' ids are time-ordered (Svix uses KSUIDs), so the store's
+/// unique index grows at its end instead of being written at random pages. Other ids are hashed
+/// (`evt_cb~<hex>`).
 pub fn event_id(source: Source, provider_id: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(source.as_str().as_bytes());
-    hasher.update([0u8]);
-    hasher.update(provider_id.as_bytes());
-    let digest = hasher.finalize();
-    format!("evt_{}", hex::encode(&digest[..16]))
+    let code = match source {
+        Source::Chatbrick => "cb",
+        Source::Livedesk => "ld",
+    };
+    let url_safe = !provider_id.is_empty()
+        && provider_id.len() <= MAX_EMBEDDED_ID
+        && provider_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if url_safe {
+        format!("evt_{code}_{provider_id}")
+    } else {
+        let digest = Sha256::digest(provider_id.as_bytes());
+        // `~` never appears in the embedded form, so a hash can never equal an embedded id.
+        format!("evt_{code}~{}", hex::encode(&digest[..16]))
+    }
 }
 
 /// The provider id of a liveDesk request without `X-Chatwoot-Delivery`: a hash of the body, so
 /// that the same body sent twice is recognised as a duplicate.
 pub fn body_hash_id(body: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+    format!("sha256-{}", hex::encode(Sha256::digest(body)))
 }
 
 /// One received event: what handlers get, and what the inbox stores.
@@ -260,10 +279,24 @@ mod tests {
 
     #[test]
     fn event_id_is_stable_and_source_scoped() {
-        let a = event_id(Source::Chatbrick, "msg_1");
-        assert_eq!(a, event_id(Source::Chatbrick, "msg_1"));
-        assert_ne!(a, event_id(Source::Livedesk, "msg_1"));
-        assert!(a.starts_with("evt_") && a.len() == 36);
+        let a = event_id(Source::Chatbrick, "msg_2Xk9");
+        assert_eq!(a, "evt_cb_msg_2Xk9");
+        assert_eq!(a, event_id(Source::Chatbrick, "msg_2Xk9"));
+        assert_ne!(a, event_id(Source::Livedesk, "msg_2Xk9"));
+        let uuid = "1d484823-da29-4086-a7ba-d65ad0ebb588";
+        assert_eq!(event_id(Source::Livedesk, uuid), format!("evt_ld_{uuid}"));
+    }
+
+    #[test]
+    fn unsafe_or_long_provider_ids_are_hashed() {
+        for odd in ["a/b", "x y", "ünï", "", &"a".repeat(97)] {
+            let id = event_id(Source::Chatbrick, odd);
+            assert!(id.starts_with("evt_cb~") && id.len() == 7 + 32, "{id}");
+        }
+        assert_ne!(
+            event_id(Source::Chatbrick, "a/b"),
+            event_id(Source::Chatbrick, "a/c")
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! default.
 
 pub mod sqlite;
+mod wal_sync;
 
 use std::time::Duration;
 

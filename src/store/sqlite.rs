@@ -17,6 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::wal_sync::{Completion, WalSync};
 use super::{
     AttemptInfo, AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter,
     EventSummary, InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
@@ -28,6 +29,8 @@ use crate::envelope::{Envelope, Source};
 const MAX_BATCH: usize = 2048;
 /// Jobs that may wait for the writer before senders wait too (back-pressure, bounded memory).
 const QUEUE_DEPTH: usize = 8192;
+/// fsyncs that may be in flight at once (see [`WalSync`]).
+const FSYNC_THREADS: usize = 4;
 /// Rows one pruning step deletes, so that pruning never holds the writer for long.
 const PRUNE_CHUNK: i64 = 2000;
 
@@ -71,33 +74,54 @@ CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts(delivery_id);
 PRAGMA user_version = 1;
 ";
 
-/// A write job as the writer thread sees it: run inside the batch transaction, then told
-/// whether the batch committed.
-trait WriteJob: Send {
-    /// Runs the job's statements.
-    fn run(&mut self, tx: &Transaction<'_>);
-    /// Sends the result, or the commit error, back to the caller.
-    fn complete(self: Box<Self>, commit: Result<(), String>);
+/// A write job as the writer thread sees it: run inside the batch transaction (perhaps again,
+/// alone, if another job of its batch hit a database error), then completed with whether its
+/// transaction committed (and, for durable jobs, was fsynced).
+trait WriteJob: Completion {
+    /// Runs the job's statements; `Err` when the database failed, which poisons the transaction.
+    fn run(&mut self, tx: &Transaction<'_>) -> Result<(), String>;
+    /// Whether its caller may be answered only once the commit is on disk (intake), rather than
+    /// as soon as it is committed (bookkeeping that a crash may safely redo).
+    fn durable(&self) -> bool;
 }
 
 /// A typed job: a closure and the channel its caller waits on.
+///
+/// The closure may run more than once, so it only borrows what it captured. Jobs fail for
+/// reasons of their own (not found, conflict) before they write anything, so no savepoint is
+/// needed to undo a failed job's writes: only database errors abort the batch.
 struct Job<T, F> {
-    work: Option<F>,
+    work: F,
     outcome: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    durable: bool,
 }
 
 impl<T, F> WriteJob for Job<T, F>
 where
     T: Send,
-    F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send,
+    F: FnMut(&Transaction<'_>) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, tx: &Transaction<'_>) {
-        if let Some(work) = self.work.take() {
-            self.outcome = Some(run_in_savepoint(tx, work));
-        }
+    fn run(&mut self, tx: &Transaction<'_>) -> Result<(), String> {
+        let outcome = (self.work)(tx);
+        let failed = match &outcome {
+            Err(StoreError::Unavailable(e)) => Err(e.clone()),
+            _ => Ok(()),
+        };
+        self.outcome = Some(outcome);
+        failed
     }
 
+    fn durable(&self) -> bool {
+        self.durable
+    }
+}
+
+impl<T, F> Completion for Job<T, F>
+where
+    T: Send,
+    F: Send,
+{
     fn complete(self: Box<Self>, commit: Result<(), String>) {
         let result = match (commit, self.outcome) {
             (Err(e), _) => Err(StoreError::Unavailable(e)),
@@ -106,24 +130,6 @@ where
         };
         // The caller may have given up waiting (request cancelled); nothing to do then.
         let _ = self.reply.send(result);
-    }
-}
-
-/// Runs `work` so that its writes are undone if it fails, without undoing the rest of the batch.
-fn run_in_savepoint<T>(
-    tx: &Transaction<'_>,
-    work: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT job")?;
-    match work(tx) {
-        Ok(value) => {
-            tx.execute_batch("RELEASE job")?;
-            Ok(value)
-        }
-        Err(e) => {
-            tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
-            Err(e)
-        }
     }
 }
 
@@ -149,19 +155,27 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let path = dir.join("hookline.db");
-        let writer = open_connection(&path, synchronous)?;
+        let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
         if max_size > 0 {
             let page_size: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             let pages = (max_size as i64 / page_size).max(1);
             writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         }
-        let reader = open_connection(&path, synchronous)?;
+        let reader = open_connection(&path)?;
+        let thread_error =
+            |e: std::io::Error| StoreError::Unavailable(format!("cannot start store threads: {e}"));
+        let syncer = match synchronous {
+            Synchronous::Full => {
+                Some(WalSync::start(path.clone(), FSYNC_THREADS).map_err(thread_error)?)
+            }
+            Synchronous::Normal => None,
+        };
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("hookline-store".into())
-            .spawn(move || writer_loop(writer, queue))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start store thread: {e}")))?;
+            .spawn(move || writer_loop(writer, queue, syncer))
+            .map_err(thread_error)?;
         Ok(SqliteStore {
             jobs,
             reader: Arc::new(Mutex::new(reader)),
@@ -177,13 +191,32 @@ impl SqliteStore {
     async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    /// Sends a job to the writer and waits until its result is committed and, with
+    /// `synchronous = full`, on disk: what intake waits for before it acknowledges.
+    async fn write_durable<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(work, true).await
+    }
+
+    async fn submit<T, F>(&self, work: F, durable: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, result) = oneshot::channel();
         let job = Box::new(Job {
-            work: Some(work),
+            work,
             outcome: None,
             reply,
+            durable,
         });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         result.await.map_err(|_| StoreError::Closed)?
@@ -207,21 +240,25 @@ impl SqliteStore {
     }
 }
 
-fn open_connection(path: &Path, synchronous: Synchronous) -> Result<Connection, StoreError> {
+/// Opens a connection in WAL mode. Commits do not fsync by themselves (`NORMAL`): with
+/// `synchronous = full` hookline fsyncs the WAL itself before acknowledging (see [`WalSync`]).
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    let sync = match synchronous {
-        Synchronous::Full => "FULL",
-        Synchronous::Normal => "NORMAL",
-    };
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
-    ))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096;",
+    )?;
     Ok(conn)
 }
 
-/// The writer thread: batch, run, commit, reply, until every sender is gone.
-fn writer_loop(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn WriteJob>>) {
+/// The writer thread: batch, run, commit, then reply or hand durable jobs to the syncers, until
+/// every sender is gone.
+fn writer_loop(
+    mut conn: Connection,
+    mut queue: mpsc::Receiver<Box<dyn WriteJob>>,
+    syncer: Option<WalSync<dyn WriteJob>>,
+) {
     let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -232,24 +269,75 @@ fn writer_loop(mut conn: Connection, mut queue: mpsc::Receiver<Box<dyn WriteJob>
             }
         }
         crate::metrics::commit_batch(batch.len());
-        let commit = run_batch(&mut conn, &mut batch);
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, jobs = batch.len(), "store commit failed");
-        }
-        for job in batch.drain(..) {
-            job.complete(commit.clone());
+        match commit_together(&mut conn, &mut batch) {
+            Err(BatchError::Job(e)) if batch.len() > 1 => {
+                // One job's database error must not fail the others: commit each on its own.
+                tracing::warn!(error = %e, jobs = batch.len(), "a job failed; committing the batch's jobs one by one");
+                for mut job in batch.drain(..) {
+                    let commit = commit_together(&mut conn, std::slice::from_mut(&mut job));
+                    complete(vec![job], commit.map_err(String::from), syncer.as_ref());
+                }
+            }
+            commit => complete(
+                std::mem::take(&mut batch),
+                commit.map_err(String::from),
+                syncer.as_ref(),
+            ),
         }
     }
 }
 
-fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
+/// Why a batch did not commit: because of one job (the others may succeed alone), or because
+/// the transaction itself could not begin or commit (nothing would).
+enum BatchError {
+    /// A job's statement failed.
+    Job(String),
+    /// `BEGIN` or `COMMIT` failed.
+    Transaction(String),
+}
+
+impl From<BatchError> for String {
+    fn from(e: BatchError) -> String {
+        match e {
+            BatchError::Job(e) | BatchError::Transaction(e) => e,
+        }
+    }
+}
+
+/// Runs jobs in one transaction and commits it, or rolls it back on the first database error.
+fn commit_together(
+    conn: &mut Connection,
+    jobs: &mut [Box<dyn WriteJob>],
+) -> Result<(), BatchError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(|e| e.to_string())?;
-    for job in batch.iter_mut() {
-        job.run(&tx);
+        .map_err(|e| BatchError::Transaction(e.to_string()))?;
+    for job in jobs.iter_mut() {
+        job.run(&tx).map_err(BatchError::Job)?;
     }
-    tx.commit().map_err(|e| e.to_string())
+    tx.commit()
+        .map_err(|e| BatchError::Transaction(e.to_string()))
+}
+
+/// Answers the jobs of a transaction: durable ones after the next WAL fsync, the rest now.
+fn complete(
+    jobs: Vec<Box<dyn WriteJob>>,
+    commit: Result<(), String>,
+    syncer: Option<&WalSync<dyn WriteJob>>,
+) {
+    match (&commit, syncer) {
+        (Ok(()), Some(syncer)) => {
+            let (durable, done): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.durable());
+            syncer.after_commit(durable);
+            done.into_iter().for_each(|job| job.complete(Ok(())));
+        }
+        (Err(e), _) => {
+            tracing::error!(error = %e, jobs = jobs.len(), "store commit failed");
+            jobs.into_iter()
+                .for_each(|job| job.complete(commit.clone()));
+        }
+        (Ok(()), None) => jobs.into_iter().for_each(|job| job.complete(Ok(()))),
+    }
 }
 
 fn now_ms() -> i64 {
@@ -714,7 +802,7 @@ impl Store for SqliteStore {
         deliveries: Vec<NewDelivery>,
     ) -> Result<InsertOutcome, StoreError> {
         let row = EventRow::from(envelope);
-        self.write(move |tx| insert_event(tx, &row, &deliveries))
+        self.write_durable(move |tx| insert_event(tx, &row, &deliveries))
             .await
     }
 

@@ -1,0 +1,166 @@
+//! Making commits durable with fsyncs that overlap.
+//!
+//! With `PRAGMA synchronous = FULL`, SQLite fsyncs the WAL inside every commit, while the single
+//! writer holds the write lock: commits, and the requests waiting on them, queue behind one fsync
+//! at a time. On disks where a flush takes milliseconds that caps throughput at
+//! `connections / fsync latency`, whatever the CPU does.
+//!
+//! So hookline commits with `synchronous = NORMAL` (the transaction is in the WAL, in the OS page
+//! cache: it survives a crash of the process, not yet a power cut) and hands the jobs that must be
+//! durable to a few syncer threads. A syncer takes every job queued so far, calls `fdatasync` on
+//! the WAL file, and only then lets their callers answer. Since a job is queued only after its
+//! commit, the fsync that releases it started after its frames were written: what was
+//! acknowledged is on disk, exactly as with `FULL`. Meanwhile the writer goes on committing, and
+//! several fsyncs can be in flight at once.
+//!
+//! This is sound because SQLite never rewrites the frames of a committed transaction in place:
+//! the WAL only grows until a checkpoint has copied it into the database file, and with `NORMAL`
+//! SQLite syncs the WAL before and the database file after every checkpoint, before the WAL is
+//! reused.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+/// Something that waits on the store: told once whether what it waits for (a commit, or the
+/// fsync after it) succeeded.
+pub(super) trait Completion: Send {
+    /// Completes it with `Ok`, or with the error that makes its result unusable.
+    fn complete(self: Box<Self>, result: Result<(), String>);
+}
+
+/// The handle the writer uses to queue committed jobs for an fsync.
+pub(super) struct WalSync<J: ?Sized> {
+    /// Queue shared by the syncer threads.
+    queue: Sender<Box<J>>,
+}
+
+impl<J: Completion + ?Sized + 'static> WalSync<J> {
+    /// Starts `threads` syncers for the WAL of the database at `db_path`.
+    pub(super) fn start(db_path: PathBuf, threads: usize) -> std::io::Result<Self> {
+        let (queue, jobs) = std::sync::mpsc::channel::<Box<J>>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let mut wal = db_path.into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        for n in 0..threads.max(1) {
+            let (jobs, wal) = (jobs.clone(), wal.clone());
+            std::thread::Builder::new()
+                .name(format!("hookline-fsync-{n}"))
+                .spawn(move || syncer_loop(WalFile::new(wal), &jobs))?;
+        }
+        Ok(WalSync { queue })
+    }
+
+    /// Queues jobs whose transaction has committed; they complete after the next fsync.
+    pub(super) fn after_commit(&self, jobs: impl IntoIterator<Item = Box<J>>) {
+        for job in jobs {
+            if let Err(unsent) = self.queue.send(job) {
+                // No syncer left (they only stop when the queue is dropped): never acknowledge.
+                unsent
+                    .0
+                    .complete(Err("store fsync threads are gone".into()));
+            }
+        }
+    }
+}
+
+/// One syncer: wait for a job, take every other one queued by then, fsync, release them all.
+fn syncer_loop<J: Completion + ?Sized>(mut wal: WalFile, jobs: &Mutex<Receiver<Box<J>>>) {
+    loop {
+        let batch = {
+            let Ok(queue) = jobs.lock() else { return };
+            let Ok(first) = queue.recv() else { return };
+            let mut batch = vec![first];
+            batch.extend(queue.try_iter());
+            batch
+        };
+        let result = wal.sync().map_err(|e| format!("cannot fsync the WAL: {e}"));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, jobs = batch.len(), "store fsync failed");
+        }
+        for job in batch {
+            job.complete(result.clone());
+        }
+    }
+}
+
+/// The WAL file, opened read-only just to fsync it, reopened if SQLite ever replaced it.
+struct WalFile {
+    /// Path of `hookline.db-wal`.
+    path: PathBuf,
+    /// The open file and its inode, once opened.
+    open: Option<(File, u64)>,
+}
+
+impl WalFile {
+    fn new(path: PathBuf) -> Self {
+        WalFile { path, open: None }
+    }
+
+    /// Flushes the WAL's data to stable storage.
+    fn sync(&mut self) -> std::io::Result<()> {
+        let current = std::fs::metadata(&self.path)?.ino();
+        if self.open.as_ref().map(|(_, ino)| *ino) != Some(current) {
+            let file = File::open(&self.path)?;
+            let ino = file.metadata()?.ino();
+            self.open = Some((file, ino));
+        }
+        match &self.open {
+            Some((file, _)) => file.sync_data(),
+            None => Err(std::io::Error::other("WAL file not open")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Reports its completion on a channel.
+    struct Probe(mpsc::Sender<Result<(), String>>);
+
+    impl Completion for Probe {
+        fn complete(self: Box<Self>, result: Result<(), String>) {
+            let _ = self.0.send(result);
+        }
+    }
+
+    fn complete_one(db: PathBuf) -> Result<(), String> {
+        let sync = WalSync::<Probe>::start(db, 2).unwrap();
+        let (tx, rx) = mpsc::channel();
+        sync.after_commit([Box::new(Probe(tx))]);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn committed_jobs_complete_after_the_wal_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.db-wal"), b"frames").unwrap();
+        assert_eq!(complete_one(dir.path().join("x.db")), Ok(()));
+    }
+
+    #[test]
+    fn a_failed_fsync_is_never_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = complete_one(dir.path().join("missing.db")).unwrap_err();
+        assert!(err.contains("cannot fsync the WAL"), "{err}");
+    }
+
+    #[test]
+    fn a_replaced_wal_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db-wal");
+        std::fs::write(&path, b"one").unwrap();
+        let mut wal = WalFile::new(path.clone());
+        wal.sync().unwrap();
+        let first = wal.open.as_ref().unwrap().1;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"two").unwrap();
+        wal.sync().unwrap();
+        assert_ne!(wal.open.as_ref().unwrap().1, first);
+    }
+}

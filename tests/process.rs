@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,15 +16,6 @@ use hookline::envelope::{event_id, Source};
 use hookline::signature::{Key, Verifier};
 use rand::Rng;
 
-/// A free loopback port (bound and released; good enough for tests on one machine).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A hookline process and its addresses.
 struct Process {
     child: Child,
@@ -32,40 +23,62 @@ struct Process {
     admin: SocketAddr,
 }
 
-/// Starts the binary with only environment variables, and waits until it is ready.
-async fn spawn(data: &Path, extra: &[(&str, String)], log: Option<&Path>) -> Process {
-    let public: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+/// Starts the binary with only environment variables on port 0, reads the addresses it bound
+/// from its "hookline started" line (so no other test can take them in between), and waits
+/// until it is ready. Logs go to `log`.
+async fn spawn(data: &Path, extra: &[(&str, String)], log: &Path) -> Process {
+    let file = std::fs::File::create(log).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
     command
         .arg("serve")
         .env_clear()
-        .env("HOOKLINE_LISTEN", public.to_string())
-        .env("HOOKLINE_ADMIN_LISTEN", admin.to_string())
+        .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+        .env("HOOKLINE_ADMIN_LISTEN", "127.0.0.1:0")
         .env("HOOKLINE_DATA_DIR", data)
         .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
         .env("HOOKLINE_LIVEDESK_TOKEN", TOKEN)
-        .env("HOOKLINE_LOG", "warn")
-        .stdin(Stdio::null());
+        .env("HOOKLINE_LOG", "warn,hookline::startup=info")
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
     for (k, v) in extra {
         command.env(k, v);
     }
-    match log {
-        Some(path) => {
-            let file = std::fs::File::create(path).unwrap();
-            command.stdout(file.try_clone().unwrap()).stderr(file);
+    let mut child = command.spawn().expect("hookline binary starts");
+    let (public, admin) = eventually(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("hookline exited ({status}):\n{text}");
         }
-        None => {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-    }
-    let child = command.spawn().expect("hookline binary starts");
+        async move { started_addresses(&text) }
+    })
+    .await;
     wait_ready(&reqwest::Client::new(), public, Duration::from_secs(20)).await;
     Process {
         child,
         public,
         admin,
     }
+}
+
+/// The public and admin addresses of the "hookline started" line, text or JSON.
+fn started_addresses(log: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let line = log.lines().find(|l| l.contains("hookline started"))?;
+    let value = |key: &str| -> Option<SocketAddr> {
+        let start = line
+            .find(&format!("{key}="))
+            .map(|i| i + key.len() + 1)
+            .or_else(|| {
+                line.find(&format!("\"{key}\":\""))
+                    .map(|i| i + key.len() + 4)
+            })?;
+        let rest = &line[start..];
+        let end = rest
+            .find(|c: char| c == '"' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    };
+    Some((value("listen")?, value("admin")?))
 }
 
 /// Sends SIGTERM (or SIGKILL) to the process.
@@ -93,6 +106,7 @@ async fn exit_code(child: &mut Child) -> Option<i32> {
 async fn no_acknowledged_event_is_lost_across_sigkills() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
     let forward = [
         ("HOOKLINE_FORWARD_URL", sink.url()),
         ("HOOKLINE_FORWARD_SECRET", FORWARD_SECRET.to_string()),
@@ -107,7 +121,12 @@ async fn no_acknowledged_event_is_lost_across_sigkills() {
         .unwrap();
     let kills = 4;
     for round in 0..kills {
-        let mut process = spawn(dir.path(), &forward, None).await;
+        let mut process = spawn(
+            &data,
+            &forward,
+            &dir.path().join(format!("round{round}.log")),
+        )
+        .await;
         let stop = Arc::new(AtomicBool::new(false));
         let mut senders = tokio::task::JoinSet::new();
         for worker in 0..16 {
@@ -156,7 +175,7 @@ async fn no_acknowledged_event_is_lost_across_sigkills() {
     );
 
     // Restart: everything acknowledged is stored and reaches the sink.
-    let mut process = spawn(dir.path(), &forward, None).await;
+    let mut process = spawn(&data, &forward, &dir.path().join("final.log")).await;
     let expected: HashSet<String> = acked
         .iter()
         .map(|id| event_id(Source::Chatbrick, id))
@@ -214,7 +233,7 @@ async fn sigterm_finishes_gracefully_and_logs_hide_secrets() {
         ),
         ("HOOKLINE_ADMIN_TOKEN", "admin-token-value".to_string()),
     ];
-    let mut process = spawn(&data, &extra, Some(&log)).await;
+    let mut process = spawn(&data, &extra, &log).await;
     let client = reqwest::Client::new();
     let body = fixture("livedesk/message_created.api_channel_doc.json");
     let headers: Vec<(String, String)> =

@@ -336,7 +336,8 @@ impl Server {
         let mut workers = JoinSet::new();
         workers.spawn(dispatcher.run(shutdown.clone()));
         workers.spawn(prune_loop(store, config.clone(), shutdown));
-        tracing::info!(listen = %public_addr, admin = %admin_addr, "hookline started");
+        // Its own target, so that it can be enabled alone (tests read the bound ports from it).
+        tracing::info!(target: "hookline::startup", listen = %public_addr, admin = %admin_addr, "hookline started");
         Server {
             public_addr,
             admin_addr,

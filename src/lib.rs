@@ -3,6 +3,22 @@
 //! Requests are authenticated on their raw bytes, decoded into typed events
 //! ([`chatbrick::Event`], [`livedesk::Event`]), committed to the inbox ([`store`]) before the 2xx
 //! goes back, and delivered to [`handlers::Handler`]s by [`dispatch`] with retries.
+//!
+//! Decoding a body yourself:
+//!
+//! ```
+//! use hookline::chatbrick;
+//!
+//! let body = br#"{"type":"store.created","data":{"store":{"id":"s1","name":"Taipei 101"},
+//!     "timestamps":{"createdAt":"2024-06-18T18:18:18.000Z"},"timestampsMs":{"createdAt":"1718734698000"}}}"#;
+//! let event = chatbrick::Event::decode(body).unwrap();
+//! assert_eq!(event.event_type(), "store.created");
+//! assert_eq!(event.key_ids().store.as_deref(), Some("s1"));
+//!
+//! // A type ChatBrick adds later is kept, not rejected.
+//! let new = chatbrick::Event::decode(br#"{"type":"coupon.redeemed","data":{}}"#).unwrap();
+//! assert!(matches!(new, chatbrick::Event::Other { .. }));
+//! ```
 
 pub mod admin_client;
 pub mod config;

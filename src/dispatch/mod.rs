@@ -48,6 +48,23 @@ struct Slot {
     wake: Notify,
 }
 
+/// A slot of a handler, reserved by intake for a delivery it will hand over once committed.
+/// Dropping it frees the slot (when the commit fails or the event was a duplicate).
+pub struct Reservation {
+    /// The handler.
+    slot: Arc<Slot>,
+    /// The slot.
+    permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("handler", &self.slot.name)
+            .finish()
+    }
+}
+
 /// Runs deliveries. Shared as `Arc<Dispatcher>` between intake (to wake it) and its workers.
 pub struct Dispatcher {
     /// The inbox.
@@ -110,11 +127,6 @@ impl Dispatcher {
         }
     }
 
-    /// Lease on a claimed delivery: past it, a delivery whose worker vanished is retried.
-    fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(30)
-    }
-
     /// Releases what a previous run left in flight, then runs one worker per handler and the
     /// lease reclaimer until shutdown; returns once running attempts finished or the grace
     /// period ran out (what is left resumes on the next start).
@@ -147,11 +159,10 @@ impl Dispatcher {
         }
     }
 
-    /// One handler's loop: wait for a free slot, claim, spawn, repeat.
+    /// One handler's loop: wait for free slots, claim that many due deliveries, start them,
+    /// repeat; on shutdown, wait for running attempts.
     async fn worker(self: Arc<Self>, slot: Arc<Slot>, mut shutdown: Shutdown) {
-        let mut running = JoinSet::new();
         loop {
-            while running.try_join_next().is_some() {}
             let first = tokio::select! {
                 _ = shutdown.wait() => break,
                 permit = slot.permits.clone().acquire_owned() => match permit {
@@ -159,19 +170,34 @@ impl Dispatcher {
                     Err(_) => break,
                 },
             };
-            let wanted = (1 + slot.permits.available_permits()).min(MAX_CLAIM);
-            match self.store.claim(&slot.name, wanted, self.lease()).await {
+            // Intake reserves permits too (for direct hand-over), so take them before claiming.
+            let mut permits = vec![first];
+            while permits.len() < MAX_CLAIM {
+                match slot.permits.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            match self
+                .store
+                .claim(&slot.name, permits.len(), self.lease())
+                .await
+            {
                 Ok(claimed) if claimed.is_empty() => {
-                    drop(first);
+                    drop(permits);
                     tokio::select! {
                         _ = shutdown.wait() => break,
                         _ = slot.wake.notified() => {}
                         _ = tokio::time::sleep(IDLE_POLL) => {}
                     }
                 }
-                Ok(claimed) => self.spawn_all(&slot, claimed, first, &mut running),
+                Ok(claimed) => {
+                    for (delivery, permit) in claimed.into_iter().zip(permits) {
+                        self.start(&slot, delivery, permit);
+                    }
+                }
                 Err(e) => {
-                    drop(first);
+                    drop(permits);
                     tracing::warn!(handler = %slot.name, error = %e, "cannot claim deliveries");
                     tokio::select! {
                         _ = shutdown.wait() => break,
@@ -180,47 +206,50 @@ impl Dispatcher {
                 }
             }
         }
-        self.drain(&slot, running).await;
+        self.drain(&slot).await;
     }
 
-    /// Starts one task per claimed delivery, each holding a permit.
-    fn spawn_all(
-        self: &Arc<Self>,
-        slot: &Arc<Slot>,
-        claimed: Vec<Claimed>,
-        first: OwnedSemaphorePermit,
-        running: &mut JoinSet<()>,
-    ) {
-        let mut first = Some(first);
-        for delivery in claimed {
-            // Only this worker takes permits from this semaphore, so they are free.
-            let permit = match first.take() {
-                Some(permit) => Some(permit),
-                None => slot.permits.clone().try_acquire_owned().ok(),
-            };
-            let this = self.clone();
-            let slot = slot.clone();
-            running.spawn(async move {
-                this.attempt(&slot, delivery).await;
-                drop(permit);
-            });
-        }
+    /// Runs one attempt in its own task, holding a slot of the handler until it is recorded.
+    fn start(self: &Arc<Self>, slot: &Arc<Slot>, delivery: Claimed, permit: OwnedSemaphorePermit) {
+        let (this, slot) = (self.clone(), slot.clone());
+        tokio::spawn(async move {
+            this.attempt(&slot, delivery).await;
+            drop(permit);
+        });
     }
 
-    /// Waits for running attempts until the grace period ends; the rest resume on next start.
-    async fn drain(&self, slot: &Slot, mut running: JoinSet<()>) {
-        let deadline = tokio::time::sleep(self.grace);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                next = running.join_next() => if next.is_none() { return },
-                _ = &mut deadline => {
-                    tracing::warn!(handler = %slot.name, unfinished = running.len(),
-                        "shutdown grace period over; unfinished deliveries resume on next start");
-                    running.abort_all();
-                    return;
-                }
-            }
+    /// Reserves a slot of `handler` for a delivery that intake is about to commit, so that it
+    /// can be handed over without a claim; `None` when the handler is busy (the delivery is then
+    /// committed pending, for the worker).
+    pub fn reserve(&self, handler: &str) -> Option<Reservation> {
+        let slot = self.slots.get(handler)?;
+        let permit = slot.permits.clone().try_acquire_owned().ok()?;
+        Some(Reservation {
+            slot: slot.clone(),
+            permit,
+        })
+    }
+
+    /// Starts a committed delivery that was created already claimed with a reservation's slot.
+    pub fn hand_over(self: &Arc<Self>, reservation: Reservation, delivery: Claimed) {
+        self.start(&reservation.slot, delivery, reservation.permit);
+    }
+
+    /// Lease of a claimed delivery: past it, a delivery whose worker vanished is retried.
+    pub fn lease(&self) -> Duration {
+        self.timeout + Duration::from_secs(30)
+    }
+
+    /// Waits until every slot is free again (all attempts recorded), at most the grace period;
+    /// what is still running then resumes on the next start.
+    async fn drain(&self, slot: &Slot) {
+        let all = u32::try_from(slot.concurrency).unwrap_or(u32::MAX);
+        if tokio::time::timeout(self.grace, slot.permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(handler = %slot.name,
+                "shutdown grace period over; unfinished deliveries resume on next start");
         }
     }
 

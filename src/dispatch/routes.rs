@@ -104,6 +104,7 @@ impl Router {
             .map(|route| NewDelivery {
                 route: route.name.clone(),
                 handler: route.handler.clone(),
+                claimed_for: None,
             })
             .collect()
     }

@@ -7,6 +7,7 @@
 pub mod sqlite;
 mod wal_sync;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,10 +42,13 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// What happened to an event offered to the inbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsertOutcome {
-    /// Committed, with one delivery per matching route.
-    Stored,
+    /// Committed, with one delivery per matching route; their ids, in the order given.
+    Stored {
+        /// Ids of the new deliveries.
+        delivery_ids: Vec<i64>,
+    },
     /// Seen before within the dedupe window: nothing written, nothing dispatched.
     Duplicate,
 }
@@ -56,6 +60,9 @@ pub struct NewDelivery {
     pub route: String,
     /// Handler name.
     pub handler: String,
+    /// Create it already claimed (in flight, with this lease) because intake reserved a worker
+    /// slot and will hand it over directly; `None` creates it pending, for a worker to claim.
+    pub claimed_for: Option<Duration>,
 }
 
 /// A delivery a worker has claimed: run it, then [`Store::finish`] it.
@@ -69,8 +76,8 @@ pub struct Claimed {
     pub attempt: u32,
     /// When the delivery was created or last replayed: the start of its retry budget.
     pub since: DateTime<Utc>,
-    /// The event.
-    pub envelope: Envelope,
+    /// The event (shared: intake hands its decoded envelope straight to dispatch).
+    pub envelope: Arc<Envelope>,
 }
 
 /// What one attempt did, recorded for the inspector.

@@ -414,13 +414,31 @@ fn insert_event(
     };
     let now = now_ms();
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO deliveries (event_seq, route, handler, state, due_at, since)
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+        "INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until, since)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6) RETURNING id",
     )?;
+    let mut delivery_ids = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        stmt.execute(params![seq, delivery.route, delivery.handler, now])?;
+        // A delivery handed over directly starts as its first attempt, exactly as a claim would.
+        let (state, attempts, lease_until) = match delivery.claimed_for {
+            Some(lease) => ("inflight", 1, Some(now + lease.as_millis() as i64)),
+            None => ("pending", 0, None),
+        };
+        let id = stmt.query_row(
+            params![
+                seq,
+                delivery.route,
+                delivery.handler,
+                state,
+                attempts,
+                now,
+                lease_until
+            ],
+            |row| row.get(0),
+        )?;
+        delivery_ids.push(id);
     }
-    Ok(InsertOutcome::Stored)
+    Ok(InsertOutcome::Stored { delivery_ids })
 }
 
 /// The columns [`envelope_from_row`] reads, in order.
@@ -460,22 +478,26 @@ fn claim_due(
             row.get(0)
         })?
         .collect::<Result<_, _>>()?;
-    let mut stmt = tx.prepare_cached(&format!(
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One query for all of them; the ids are integers the database just returned.
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let mut stmt = tx.prepare(&format!(
         "SELECT d.id, d.route, d.attempts, d.since, {EVENT_COLUMNS}
-         FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1"
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id IN ({list})"
     ))?;
-    let mut claimed = Vec::with_capacity(ids.len());
-    for id in ids {
-        claimed.push(stmt.query_row([id], |row| {
+    let claimed = stmt
+        .query_map([], |row| {
             Ok(Claimed {
                 delivery_id: row.get(0)?,
                 route: row.get(1)?,
                 attempt: row.get(2)?,
                 since: from_ms(row.get(3)?),
-                envelope: envelope_from_row(row, 4)?,
+                envelope: Arc::new(envelope_from_row(row, 4)?),
             })
-        })?);
-    }
+        })?
+        .collect::<Result<_, _>>()?;
     Ok(claimed)
 }
 
@@ -985,6 +1007,7 @@ mod tests {
         vec![NewDelivery {
             route: handler.into(),
             handler: handler.into(),
+            claimed_for: None,
         }]
     }
 
@@ -1020,12 +1043,10 @@ mod tests {
             store.insert(&first, to("log")),
             store.insert(&second, to("log")),
         );
-        let mut outcomes = vec![a.unwrap(), b.unwrap()];
+        let mut outcomes = [a.unwrap(), b.unwrap()];
         outcomes.sort_by_key(|o| *o == InsertOutcome::Duplicate);
-        assert_eq!(
-            outcomes,
-            vec![InsertOutcome::Stored, InsertOutcome::Duplicate]
-        );
+        assert!(matches!(outcomes[0], InsertOutcome::Stored { .. }));
+        assert_eq!(outcomes[1], InsertOutcome::Duplicate);
         assert_eq!(store.counts().await.unwrap().pending, 1);
     }
 

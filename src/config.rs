@@ -77,7 +77,7 @@ pub enum LogFormat {
 }
 
 /// ChatBrick endpoints and their signing secrets.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChatbrickConfig {
     /// Secrets of the default endpoint `/webhooks/chatbrick` (several during a rotation).
@@ -87,7 +87,7 @@ pub struct ChatbrickConfig {
 }
 
 /// One extra ChatBrick endpoint.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatbrickEndpoint {
     /// Path segment after `/webhooks/chatbrick/`.
@@ -97,7 +97,7 @@ pub struct ChatbrickEndpoint {
 }
 
 /// The liveDesk API-channel webhook.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LivedeskConfig {
     /// Secret path segment of `/webhooks/livedesk/<token>`.
@@ -169,7 +169,7 @@ pub struct AllowedIps {
 }
 
 /// The admin listener.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Address; without a token it must be a loopback address.
@@ -179,7 +179,7 @@ pub struct AdminConfig {
 }
 
 /// One handler instance.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum HandlerConfig {
     /// Structured log line per event.
@@ -373,6 +373,103 @@ impl HandlerConfig {
             HandlerConfig::Log { concurrency, .. }
             | HandlerConfig::Forward { concurrency, .. }
             | HandlerConfig::File { concurrency, .. } => (*concurrency).max(1),
+        }
+    }
+}
+
+/// What a secret looks like in `Debug` output: whether it is set, never its value.
+fn masked(secret: &Option<String>) -> &'static str {
+    if secret.is_some() {
+        "<set>"
+    } else {
+        "<none>"
+    }
+}
+
+/// A URL without its path, query and credentials (which may carry tokens), for `Debug` output.
+pub fn url_origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "<invalid url>".into(),
+    }
+}
+
+// Hand-written `Debug` for everything that holds a secret, so that printing a configuration
+// (in a log line, a panic message, a test failure) never shows one.
+
+impl std::fmt::Debug for ChatbrickConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatbrickConfig")
+            .field("secrets", &format_args!("<{} set>", self.secrets.len()))
+            .field("endpoints", &self.endpoints)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ChatbrickEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatbrickEndpoint")
+            .field("name", &self.name)
+            .field("secrets", &format_args!("<{} set>", self.secrets.len()))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LivedeskConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LivedeskConfig")
+            .field("token", &masked(&self.token))
+            .field("secret", &masked(&self.secret))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &masked(&self.token))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for HandlerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandlerConfig::Log {
+                include_personal,
+                concurrency,
+            } => f
+                .debug_struct("Log")
+                .field("include_personal", include_personal)
+                .field("concurrency", concurrency)
+                .finish(),
+            HandlerConfig::Forward {
+                url,
+                format,
+                timeout,
+                retry_client_errors,
+                concurrency,
+                ..
+            } => f
+                .debug_struct("Forward")
+                .field("url", &url_origin(url))
+                .field("secret", &"<set>")
+                .field("format", format)
+                .field("timeout", timeout)
+                .field("retry_client_errors", retry_client_errors)
+                .field("concurrency", concurrency)
+                .finish(),
+            HandlerConfig::File { path, concurrency } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("concurrency", concurrency)
+                .finish(),
         }
     }
 }
@@ -860,6 +957,44 @@ mod tests {
         assert_eq!(config.chatbrick.secrets.len(), 1);
         assert!(config.livedesk.token.is_some());
         assert_eq!(config.routes.len(), 1);
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let config = Config::load(
+            None,
+            &env(&[
+                (
+                    "HOOKLINE_CHATBRICK_SECRET",
+                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                ),
+                ("HOOKLINE_LIVEDESK_TOKEN", "token-value-123"),
+                ("HOOKLINE_LIVEDESK_SECRET", "chatwoot-value"),
+                ("HOOKLINE_ADMIN_TOKEN", "admin-value"),
+                (
+                    "HOOKLINE_FORWARD_URL",
+                    "https://u:pw@crm.example/in?key=query-value",
+                ),
+                (
+                    "HOOKLINE_FORWARD_SECRET",
+                    "whsec_dGhpcyBpcyB0aGUgZm9yd2FyZCBzZWNyZXQ=",
+                ),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        for secret in [
+            "MfKQ9r8",
+            "token-value",
+            "chatwoot-value",
+            "admin-value",
+            "pw@",
+            "query-value",
+            "dGhpcyBp",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("https://crm.example"));
     }
 
     #[test]

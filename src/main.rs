@@ -362,16 +362,7 @@ fn describe_handler(handler: &hookline::config::HandlerConfig) -> String {
             concurrency,
             ..
         } => {
-            let shown = reqwest::Url::parse(url)
-                .map(|u| {
-                    format!(
-                        "{}://{}{}",
-                        u.scheme(),
-                        u.host_str().unwrap_or(""),
-                        u.port().map(|p| format!(":{p}")).unwrap_or_default()
-                    )
-                })
-                .unwrap_or_else(|_| "<invalid url>".into());
+            let shown = hookline::config::url_origin(url);
             format!("forward to {shown}/… ({format:?}, signed, concurrency {concurrency})")
         }
         HandlerConfig::File { path, .. } => format!("file {}", path.display()),

@@ -20,7 +20,6 @@ pub const EVENT_TYPE_HEADER: &str = "x-hookline-event-type";
 pub const ENDPOINT_HEADER: &str = "x-hookline-endpoint";
 
 /// Forwards events over HTTP. Holds one pooled client; cheap to share.
-#[derive(Debug)]
 pub struct ForwardHandler {
     /// Target URL.
     url: reqwest::Url,
@@ -32,6 +31,16 @@ pub struct ForwardHandler {
     retry_client_errors: bool,
     /// Pooled HTTP client that does not follow redirects.
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for ForwardHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL's path and query may carry a token: show only where it goes.
+        f.debug_struct("ForwardHandler")
+            .field("url", &crate::config::url_origin(self.url.as_str()))
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a forward handler cannot be built from its configuration.

@@ -7,6 +7,7 @@ pub mod retry;
 pub mod routes;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,8 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// How often expired leases are reclaimed.
 const LEASE_CHECK: Duration = Duration::from_secs(15);
+/// How often shutdown checks whether running attempts are recorded.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
 /// Most deliveries claimed in one store round trip.
 const MAX_CLAIM: usize = 256;
 
@@ -46,6 +49,8 @@ struct Slot {
     concurrency: usize,
     /// Rung by intake when a new delivery for this handler is committed.
     wake: Notify,
+    /// Attempts started and not yet recorded; shutdown waits for it to reach zero.
+    unrecorded: AtomicUsize,
 }
 
 /// A slot of a handler, reserved by intake for a delivery it will hand over once committed.
@@ -107,6 +112,7 @@ impl Dispatcher {
                     permits: Arc::new(Semaphore::new(concurrency)),
                     concurrency,
                     wake: Notify::new(),
+                    unrecorded: AtomicUsize::new(0),
                 };
                 (name, Arc::new(slot))
             })
@@ -209,12 +215,13 @@ impl Dispatcher {
         self.drain(&slot).await;
     }
 
-    /// Runs one attempt in its own task, holding a slot of the handler until it is recorded.
+    /// Runs one attempt in its own task, holding a slot of the handler while the handler runs.
     fn start(self: &Arc<Self>, slot: &Arc<Slot>, delivery: Claimed, permit: OwnedSemaphorePermit) {
         let (this, slot) = (self.clone(), slot.clone());
+        slot.unrecorded.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            this.attempt(&slot, delivery).await;
-            drop(permit);
+            this.attempt(&slot, delivery, permit).await;
+            slot.unrecorded.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
@@ -240,21 +247,24 @@ impl Dispatcher {
         self.timeout + Duration::from_secs(30)
     }
 
-    /// Waits until every slot is free again (all attempts recorded), at most the grace period;
-    /// what is still running then resumes on the next start.
+    /// Waits until every started attempt is recorded, at most the grace period; what is still
+    /// running then resumes on the next start.
     async fn drain(&self, slot: &Slot) {
-        let all = u32::try_from(slot.concurrency).unwrap_or(u32::MAX);
-        if tokio::time::timeout(self.grace, slot.permits.acquire_many(all))
-            .await
-            .is_err()
-        {
+        let recorded = async {
+            while slot.unrecorded.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+        };
+        if tokio::time::timeout(self.grace, recorded).await.is_err() {
             tracing::warn!(handler = %slot.name,
                 "shutdown grace period over; unfinished deliveries resume on next start");
         }
     }
 
-    /// Runs one attempt and records it.
-    async fn attempt(&self, slot: &Slot, delivery: Claimed) {
+    /// Runs one attempt and records it. The slot is freed as soon as the handler returns: the
+    /// concurrency limit protects the handler's target, and the delivery stays in flight (so
+    /// nothing claims it again) until its attempt is recorded.
+    async fn attempt(&self, slot: &Slot, delivery: Claimed, permit: OwnedSemaphorePermit) {
         let started_at = Utc::now();
         let clock = Instant::now();
         let result =
@@ -267,6 +277,7 @@ impl Dispatcher {
                 ))),
             };
         let duration = clock.elapsed();
+        drop(permit);
         let (next, record) = match result {
             Ok(()) => (
                 NextStep::Delivered,

@@ -1,0 +1,277 @@
+//! The intake runs: the same pre-signed load against the baseline and against hookline, each in
+//! its own child process, with memory and CPU measured on the side.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::child::{self, ChildProc, Spawn};
+use crate::load::{self, Conn, PhaseStats, Prepared};
+use crate::report::{round, CpuShares, StoreCounters, TargetResult};
+use crate::rss::{self, CpuMeter, Memory, Sampler};
+use crate::Context;
+
+/// Time a server has to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a server has to stop after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between hookline's readiness and the idle memory reading, so that start-up settles.
+const IDLE_SETTLE: Duration = Duration::from_millis(300);
+/// Longest wait for the default route's deliveries to catch up after the load.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(300);
+/// How often delivery progress is read from `/metrics` while catching up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(100);
+/// Resident-size sampling interval under load.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+/// Runs the load against the baseline server.
+pub async fn baseline(ctx: &Context) -> Result<TargetResult, String> {
+    let addr = child::free_port()?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate myself: {e}"))?;
+    let mut server = ChildProc::spawn(Spawn {
+        name: "baseline",
+        program: &exe,
+        args: &["--baseline-server".into(), addr.port().to_string()],
+        env: &[],
+        core: ctx.server_core,
+        log: ctx.scratch.path.join("baseline.log"),
+    })?;
+    server.wait_ready(addr, "/readyz", READY_TIMEOUT).await?;
+    let requests = Arc::new(ctx.prepare("base"));
+    let result = measure(ctx, "baseline (axum, 204)", &mut server, addr, &requests).await?;
+    server.terminate(STOP_TIMEOUT).await?;
+    Ok(result)
+}
+
+/// Runs the load against hookline: durable acknowledgement, default routes.
+pub async fn hookline(ctx: &Context) -> Result<TargetResult, String> {
+    let data = ctx.scratch.path.join("intake");
+    let mut hookline = Hookline::start(ctx, &data, None, "hookline-intake.log").await?;
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let idle = rss::memory(hookline.child.pid()).ok_or("hookline exited before the load")?;
+    let requests = Arc::new(ctx.prepare("intake"));
+    let name = "hookline (durable)";
+    let mut result = measure(ctx, name, &mut hookline.child, hookline.public, &requests).await?;
+    result.idle_rss_mb = Some(round(rss::kb_to_mb(idle.rss_kb), 1));
+    result.store = store_counters(hookline.admin).await;
+    if let Some(store) = result.store.as_mut() {
+        store.catch_up_seconds = catch_up(hookline.admin, store.accepted_events).await;
+    }
+    hookline.child.terminate(STOP_TIMEOUT).await?;
+    Ok(result)
+}
+
+/// A running hookline and its addresses.
+#[derive(Debug)]
+pub struct Hookline {
+    /// The process.
+    pub child: ChildProc,
+    /// Public listener (webhooks, `/readyz`).
+    pub public: SocketAddr,
+    /// Admin listener (`/metrics`).
+    pub admin: SocketAddr,
+}
+
+impl Hookline {
+    /// Starts `hookline serve` configured by environment only, and waits until it is ready.
+    /// With `forward`, every event is also forwarded to `http://<forward>/in`.
+    pub async fn start(
+        ctx: &Context,
+        data_dir: &Path,
+        forward: Option<SocketAddr>,
+        log_name: &str,
+    ) -> Result<Hookline, String> {
+        let public = child::free_port()?;
+        let admin = child::free_port()?;
+        let env = hookline_env(ctx, data_dir, public, admin, forward);
+        let mut child = ChildProc::spawn(Spawn {
+            name: "hookline",
+            program: &ctx.hookline,
+            args: &["serve".into()],
+            env: &env,
+            core: ctx.server_core,
+            log: ctx.scratch.path.join(log_name),
+        })?;
+        child.wait_ready(public, "/readyz", READY_TIMEOUT).await?;
+        Ok(Hookline {
+            child,
+            public,
+            admin,
+        })
+    }
+}
+
+/// hookline's environment: data dir, `synchronous=FULL`, warn-level logs, the ChatBrick secret,
+/// loopback listeners, a request limit above the connection count, and the forward route.
+fn hookline_env(
+    ctx: &Context,
+    data_dir: &Path,
+    public: SocketAddr,
+    admin: SocketAddr,
+    forward: Option<SocketAddr>,
+) -> Vec<(String, String)> {
+    let max_concurrent = (ctx.connections * 4).max(1024);
+    let mut env: Vec<(String, String)> = [
+        ("HOOKLINE_DATA_DIR", data_dir.display().to_string()),
+        ("HOOKLINE_SYNCHRONOUS", "full".into()),
+        ("HOOKLINE_LOG", "warn".into()),
+        ("HOOKLINE_CHATBRICK_SECRET", ctx.secret.clone()),
+        ("HOOKLINE_LISTEN", public.to_string()),
+        ("HOOKLINE_ADMIN_LISTEN", admin.to_string()),
+        (
+            "HOOKLINE_MAX_CONCURRENT_REQUESTS",
+            max_concurrent.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(sink) = forward {
+        env.push(("HOOKLINE_FORWARD_URL".into(), format!("http://{sink}/in")));
+        env.push(("HOOKLINE_FORWARD_SECRET".into(), ctx.secret.clone()));
+    }
+    env
+}
+
+/// Warm-up, then the measured phase with the server's memory and both processes' CPU recorded.
+async fn measure(
+    ctx: &Context,
+    name: &str,
+    server: &mut ChildProc,
+    addr: SocketAddr,
+    requests: &Arc<Vec<Prepared>>,
+) -> Result<TargetResult, String> {
+    let pid = server.pid();
+    let (conns, warmup) = warm_up(ctx, addr, requests).await?;
+    let sampler = Sampler::start(pid, SAMPLE_EVERY);
+    let server_cpu = CpuMeter::start(pid);
+    let generator_cpu = CpuMeter::start(std::process::id());
+    let (_, measured) = load::phase(conns, addr, requests, ctx.warmup..requests.len()).await;
+    let cpu = CpuShares {
+        server: server_cpu.percent(),
+        generator: generator_cpu.percent(),
+    };
+    let samples = sampler.finish().await;
+    server.check_alive()?;
+    let memory = rss::memory(pid).ok_or_else(|| format!("{name} exited during the run"))?;
+    Ok(TargetResult::new(
+        name, &warmup, &measured, memory, &samples, cpu,
+    ))
+}
+
+/// Runs the load against a hookline started elsewhere (under a profiler, say): no memory or
+/// server CPU numbers, since its process is not ours.
+pub async fn attached(ctx: &Context, addr: SocketAddr) -> Result<TargetResult, String> {
+    let requests = Arc::new(ctx.prepare("attached"));
+    let (conns, warmup) = warm_up(ctx, addr, &requests).await?;
+    let generator_cpu = CpuMeter::start(std::process::id());
+    let (_, measured) = load::phase(conns, addr, &requests, ctx.warmup..requests.len()).await;
+    let cpu = CpuShares {
+        server: 0.0,
+        generator: generator_cpu.percent(),
+    };
+    let name = "hookline (attached)";
+    Ok(TargetResult::new(
+        name,
+        &warmup,
+        &measured,
+        Memory::default(),
+        &[],
+        cpu,
+    ))
+}
+
+/// Opens the connections and sends the warm-up requests over them.
+async fn warm_up(
+    ctx: &Context,
+    addr: SocketAddr,
+    requests: &Arc<Vec<Prepared>>,
+) -> Result<(Vec<Conn>, PhaseStats), String> {
+    let conns = load::connect_all(addr, ctx.connections).await?;
+    Ok(load::phase(conns, addr, requests, 0..ctx.warmup).await)
+}
+
+/// hookline's own counters from its admin `/metrics`; `None` if they cannot be read.
+async fn store_counters(admin: SocketAddr) -> Option<StoreCounters> {
+    let text = metrics_text(admin).await?;
+    let batches = metric_sum(&text, "hookline_store_commit_batch_size_count", "");
+    let jobs = metric_sum(&text, "hookline_store_commit_batch_size_sum", "");
+    Some(StoreCounters {
+        accepted_events: metric_sum(&text, "hookline_requests_total", "outcome=\"accepted\"")
+            as u64,
+        commit_batches: batches as u64,
+        mean_commit_batch: if batches > 0.0 {
+            round(jobs / batches, 1)
+        } else {
+            0.0
+        },
+        delivered_at_end: delivered(&text),
+        catch_up_seconds: None,
+    })
+}
+
+/// Waits until the default route's deliveries have caught up with the accepted events; the
+/// seconds that took after the load ended, or `None` past [`CATCH_UP_LIMIT`].
+async fn catch_up(admin: SocketAddr, accepted: u64) -> Option<f64> {
+    let started = Instant::now();
+    while started.elapsed() < CATCH_UP_LIMIT {
+        let text = metrics_text(admin).await?;
+        if delivered(&text) >= accepted {
+            return Some(round(started.elapsed().as_secs_f64(), 2));
+        }
+        tokio::time::sleep(CATCH_UP_POLL).await;
+    }
+    None
+}
+
+/// Deliveries completed so far, over all handlers.
+fn delivered(metrics: &str) -> u64 {
+    metric_sum(
+        metrics,
+        "hookline_delivery_attempts_total",
+        "outcome=\"delivered\"",
+    ) as u64
+}
+
+/// The admin `/metrics` page, if it answers.
+async fn metrics_text(admin: SocketAddr) -> Option<String> {
+    let (status, body) = child::get(admin, "/metrics").await.ok()?;
+    status
+        .is_success()
+        .then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Sum of the samples of metric `name` whose labels contain `label` (Prometheus text format).
+fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let metric = series.split('{').next()?;
+            (metric == name && series.contains(label)).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_sum;
+
+    #[test]
+    fn metric_lines_are_summed_by_name_and_label() {
+        let text = "# TYPE hookline_requests_total counter\n\
+            hookline_requests_total{source=\"chatbrick\",endpoint=\"default\",outcome=\"accepted\"} 40\n\
+            hookline_requests_total{source=\"livedesk\",endpoint=\"x\",outcome=\"accepted\"} 2\n\
+            hookline_requests_total{source=\"chatbrick\",endpoint=\"default\",outcome=\"duplicate\"} 5\n\
+            hookline_store_commit_batch_size_sum 120\n\
+            hookline_store_commit_batch_size_count 4\n";
+        let accepted = "outcome=\"accepted\"";
+        assert_eq!(metric_sum(text, "hookline_requests_total", accepted), 42.0);
+        assert_eq!(
+            metric_sum(text, "hookline_store_commit_batch_size_count", ""),
+            4.0
+        );
+        assert_eq!(metric_sum(text, "hookline_missing", ""), 0.0);
+    }
+}

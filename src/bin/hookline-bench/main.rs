@@ -1,0 +1,307 @@
+//! `hookline-bench`: how many authentic ChatBrick events per second hookline durably
+//! acknowledges, how fast it answers and how much memory it needs, next to a minimal axum
+//! endpoint on the same machine in the same run; and how fast it forwards a stored backlog.
+//!
+//! ```text
+//! cargo build --release --features bench     # builds target/release/{hookline,hookline-bench}
+//! target/release/hookline-bench --pin --requests 200000 --connections 64 --out bench/results.json
+//! ```
+//!
+//! The servers run as child processes (`hookline serve` configured by environment, and this
+//! binary re-executed as `--baseline-server`); with `--pin` they run on core 0 and the load
+//! generator on core 1. See README, "Performance".
+
+mod child;
+mod delivery;
+mod intake;
+mod load;
+mod report;
+mod rss;
+mod servers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use hookline::signature::{Key, Signer};
+
+use crate::child::ScratchDir;
+use crate::load::Prepared;
+use crate::report::{Report, RunConfig};
+
+/// The `whsec_` key the benchmark signs with and configures hookline with (not a real secret).
+const BENCH_SECRET: &str = "whsec_aG9va2xpbmUtYmVuY2gtbm90LWEtcmVhbC1zZWNyZXQ=";
+/// Core the servers run on with `--pin`.
+const SERVER_CORE: usize = 0;
+/// Core the load generator (and the delivery sink) runs on with `--pin`.
+const GENERATOR_CORE: usize = 1;
+
+/// Benchmark hookline against a minimal axum endpoint, and its forward delivery.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hookline-bench", version, about)]
+struct Args {
+    /// Measured requests per server (the warm-up comes on top).
+    #[arg(long, default_value_t = 200_000)]
+    requests: usize,
+    /// Concurrent keep-alive HTTP/1.1 connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Warm-up requests, in percent of --requests, sent first and not measured.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_percent: f64,
+    /// Run the servers on core 0 and the load generator on core 1 (needs 2 cores and taskset).
+    #[arg(long)]
+    pin: bool,
+    /// Size of the stored backlog the delivery run drains; 0 skips the delivery run.
+    #[arg(long, default_value_t = 100_000)]
+    delivery_events: usize,
+    /// Longest the backlog may take to drain, in seconds.
+    #[arg(long, default_value_t = 300)]
+    delivery_timeout: u64,
+    /// Skip the baseline run.
+    #[arg(long)]
+    skip_baseline: bool,
+    /// Skip hookline's intake run.
+    #[arg(long)]
+    skip_intake: bool,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The hookline binary (default: `hookline` next to this executable).
+    #[arg(long)]
+    hookline: Option<PathBuf>,
+    /// Keep the scratch directory (data dirs and server logs) instead of removing it.
+    #[arg(long)]
+    keep_data: bool,
+    /// Only send the load to an already running hookline at this address (configured with
+    /// HOOKLINE_CHATBRICK_SECRET=<--secret>), e.g. one started under a profiler.
+    #[arg(long, value_name = "ADDR")]
+    attach: Option<SocketAddr>,
+    /// The `whsec_` key to sign with in --attach mode.
+    #[arg(long, default_value = BENCH_SECRET)]
+    secret: String,
+    /// Internal: serve the baseline endpoint on this port (the benchmark starts itself so).
+    #[arg(long, hide = true, value_name = "PORT")]
+    baseline_server: Option<u16>,
+}
+
+/// What every run needs: where hookline is, how to pin, the load's shape, the signing key.
+#[derive(Debug)]
+pub struct Context {
+    /// The hookline executable.
+    pub hookline: PathBuf,
+    /// Core for server processes, when pinning.
+    pub server_core: Option<usize>,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Measured requests per server.
+    pub requests: usize,
+    /// Warm-up requests per server.
+    pub warmup: usize,
+    /// The `whsec_` key hookline is configured with.
+    pub secret: String,
+    /// Signs the requests.
+    pub signer: Signer,
+    /// Data directories and logs of this run.
+    pub scratch: ScratchDir,
+    /// Makes message ids unique across runs (process id and time).
+    pub nonce: String,
+}
+
+impl Context {
+    /// Signs the warm-up and measured requests of one server's run.
+    pub fn prepare(&self, label: &str) -> Vec<Prepared> {
+        let prefix = format!("{}-{label}", self.nonce);
+        load::prepare(self.warmup + self.requests, &prefix, &self.signer)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(port) = args.baseline_server {
+        return servers::run_baseline(port);
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = args.pin && cpus >= 2;
+    if args.pin && !pin {
+        eprintln!("hookline-bench: --pin needs 2 cores, this machine has {cpus}; running unpinned");
+    }
+    if pin {
+        if let Err(e) = child::pin_self(GENERATOR_CORE) {
+            eprintln!("hookline-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match runtime(pin) {
+        Ok(runtime) => runtime.block_on(run_interruptible(args, cpus, pin)),
+        Err(e) => {
+            eprintln!("hookline-bench: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One thread when pinned to one core (no work stealing to pay for), the default otherwise.
+fn runtime(pin: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if pin {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+}
+
+/// Runs the benchmark; Ctrl-C or SIGTERM drops everything, which kills the child processes.
+async fn run_interruptible(args: Args, cpus: usize, pin: bool) -> ExitCode {
+    let outcome = tokio::select! {
+        outcome = run(args, cpus, pin) => outcome,
+        signal = interrupted() => Err(format!("interrupted by {signal}")),
+    };
+    match outcome {
+        Ok(report) => exit_code(&report),
+        Err(e) => {
+            eprintln!("hookline-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "Ctrl-C";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+/// Failure when any measured request failed or the backlog did not drain.
+fn exit_code(report: &Report) -> ExitCode {
+    let failures = report.failures();
+    for failure in &failures {
+        eprintln!("hookline-bench: FAILED: {failure}");
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The runs the arguments ask for, then the table and the JSON.
+async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
+    let ctx = context(&args, pin)?;
+    let mut report = Report {
+        config: run_config(&args, &ctx, cpus, pin),
+        baseline: None,
+        hookline: None,
+        ratio_requests_per_s: None,
+        delivery: None,
+        targets: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if let Some(addr) = args.attach {
+        progress(&format!("attached: {} requests to {addr}", ctx.requests));
+        report.hookline = Some(intake::attached(&ctx, addr).await?);
+        return finish(report, args.out.as_deref());
+    }
+    if !args.skip_baseline {
+        progress("baseline: minimal axum endpoint answering 204");
+        report.baseline = Some(intake::baseline(&ctx).await?);
+    }
+    if !args.skip_intake {
+        progress("hookline: durable acknowledgement (synchronous=FULL, default routes)");
+        report.hookline = Some(intake::hookline(&ctx).await?);
+    }
+    if args.delivery_events > 0 {
+        progress(&format!(
+            "delivery: filling a backlog of {} events, then draining it to a local sink",
+            args.delivery_events
+        ));
+        let limit = Duration::from_secs(args.delivery_timeout);
+        report.delivery = Some(delivery::run(&ctx, args.delivery_events, limit).await?);
+    }
+    finish(report, args.out.as_deref())
+}
+
+/// Completes, prints and writes the report.
+fn finish(mut report: Report, out: Option<&std::path::Path>) -> Result<Report, String> {
+    report.complete();
+    report.print();
+    if let Some(path) = out {
+        report.write(path)?;
+        println!("\nresults written to {}", path.display());
+    }
+    Ok(report)
+}
+
+/// Checks the arguments and gathers what the runs share.
+fn context(args: &Args, pin: bool) -> Result<Context, String> {
+    if args.connections == 0 || args.requests == 0 {
+        return Err("--connections and --requests must be at least 1".into());
+    }
+    if !(0.0..=50.0).contains(&args.warmup_percent) {
+        return Err("--warmup-percent must be between 0 and 50".into());
+    }
+    let secret = if args.attach.is_some() {
+        args.secret.clone()
+    } else {
+        BENCH_SECRET.to_owned()
+    };
+    let key: Key = secret.parse().map_err(|e| format!("signing key: {e}"))?;
+    let signer = Signer::new(key).map_err(|e| format!("signing key: {e}"))?;
+    let hookline = match (&args.hookline, args.attach) {
+        (Some(path), _) => path.clone(),
+        (None, Some(_)) => PathBuf::new(),
+        (None, None) => child::sibling_hookline()?,
+    };
+    Ok(Context {
+        hookline,
+        server_core: pin.then_some(SERVER_CORE),
+        connections: args.connections,
+        requests: args.requests,
+        warmup: (args.requests as f64 * args.warmup_percent / 100.0).round() as usize,
+        secret,
+        signer,
+        scratch: ScratchDir::new(args.keep_data)?,
+        nonce: nonce(),
+    })
+}
+
+/// The settings recorded with the results.
+fn run_config(args: &Args, ctx: &Context, cpus: usize, pin: bool) -> RunConfig {
+    RunConfig {
+        requests: ctx.requests,
+        warmup: ctx.warmup,
+        connections: ctx.connections,
+        pinned: pin,
+        cpus,
+        delivery_events: args.delivery_events,
+        synchronous: "full",
+        hookline_version: env!("CARGO_PKG_VERSION"),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+/// A short string unique to this run, for message ids.
+fn nonce() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    )
+}
+
+/// One progress line on stderr.
+fn progress(message: &str) {
+    eprintln!("hookline-bench: {message}");
+}

@@ -279,6 +279,10 @@ impl Intake {
     }
 
     fn acknowledged(&self, envelope: &Envelope, outcome: &InsertOutcome) -> Response {
+        // The access-log line of this request then names what it carried.
+        let span = tracing::Span::current();
+        span.record("source", envelope.source.as_str());
+        span.record("event_id", envelope.id.as_str());
         let status = match outcome {
             InsertOutcome::Stored { .. } => {
                 metrics::event(envelope.source, &envelope.event_type);

@@ -295,5 +295,11 @@ async fn sigterm_finishes_gracefully_and_logs_hide_secrets() {
         .expect("request id in the logs");
     let json: serde_json::Value = serde_json::from_str(request_line).expect("json log line");
     assert!(json["timestamp"].is_string() && json["level"].is_string());
+    let span = &json["span"];
+    assert_eq!(span["source"], "livedesk", "{request_line}");
+    assert!(
+        span["event_id"].as_str().unwrap().starts_with("evt_ld_"),
+        "{request_line}"
+    );
     assert!(text.contains("hookline stopped"));
 }

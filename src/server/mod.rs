@@ -420,7 +420,8 @@ pub fn with_request_layers(router: Router, trusted: Arc<TrustedProxies>) -> Rout
         .layer(SetRequestIdLayer::new(header, http::RandomRequestId))
 }
 
-/// The span every request's log lines carry: request id, method, masked path, client.
+/// The span every request's log lines carry: request id, method, masked path, client, and for
+/// webhooks the source and event id (recorded by intake once known).
 fn request_span(request: &Request) -> Span {
     let request_id = request
         .headers()
@@ -433,6 +434,8 @@ fn request_span(request: &Request) -> Span {
         method = %request.method(),
         path = %http::masked_path(request.uri().path()),
         client = tracing::field::Empty,
+        source = tracing::field::Empty,
+        event_id = tracing::field::Empty,
     )
 }
 

@@ -372,3 +372,50 @@ async fn locked_store_answers_503_then_recovers() {
     server.shutdown();
     server.wait().await;
 }
+
+#[tokio::test]
+async fn a_recovered_target_gets_its_waiting_retries_at_once() {
+    let sink = Sink::start().await;
+    sink.answer(503);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = forwarding(dir.path(), &sink);
+    // A failed delivery waits at least 10 s (half of 20 s, with jitter) before its retry.
+    config.delivery.initial_backoff = Duration::from_secs(20);
+    config.delivery.max_backoff = Duration::from_secs(60);
+    let server = start(config).await;
+    let client = reqwest::Client::new();
+    let body = fixture("chatbrick/store.created.example.json");
+    let (status, first) = send_chatbrick(&client, server.public_addr(), "msg_waiting", &body).await;
+    assert_eq!(status, 200);
+    let first = first["id"].as_str().unwrap().to_owned();
+    eventually(Duration::from_secs(5), || {
+        let client = client.clone();
+        let path = format!("/api/events/{first}");
+        let server = &server;
+        async move {
+            let detail = admin_get(&client, server, &path).await;
+            (detail["deliveries"][0]["attempts"] == 1
+                && detail["deliveries"][0]["state"] == "pending")
+                .then_some(())
+        }
+    })
+    .await;
+
+    // The target is back; the next event's success brings the waiting one forward.
+    sink.answer(200);
+    let started = std::time::Instant::now();
+    let (status, _) = send_chatbrick(&client, server.public_addr(), "msg_after", &body).await;
+    assert_eq!(status, 200);
+    let received = sink.wait_for(2, Duration::from_secs(8)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "it did not wait out its backoff"
+    );
+    let ids: Vec<&str> = received
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap())
+        .collect();
+    assert!(ids.contains(&first.as_str()), "{ids:?}");
+    server.shutdown();
+    server.wait().await;
+}

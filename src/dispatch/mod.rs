@@ -7,7 +7,7 @@ pub mod retry;
 pub mod routes;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,10 @@ struct Slot {
     wake: Notify,
     /// Attempts started and not yet recorded; shutdown waits for it to reach zero.
     unrecorded: AtomicUsize,
+    /// Set by a retryable failure, cleared by the next success, which then makes the handler's
+    /// waiting retries due at once: when a target comes back, its backlog does not sit out
+    /// backoffs of up to `max_backoff`.
+    failing: AtomicBool,
 }
 
 /// A slot of a handler, reserved by intake for a delivery it will hand over once committed.
@@ -113,6 +117,7 @@ impl Dispatcher {
                     concurrency,
                     wake: Notify::new(),
                     unrecorded: AtomicUsize::new(0),
+                    failing: AtomicBool::new(false),
                 };
                 (name, Arc::new(slot))
             })
@@ -305,9 +310,31 @@ impl Dispatcher {
             }
         };
         metrics::attempt(&slot.name, next, duration);
+        self.note_health(slot, next).await;
         if let Err(e) = self.store.finish(delivery.delivery_id, record, next).await {
             tracing::error!(handler = %slot.name, delivery = delivery.delivery_id, error = %e,
                 "cannot record attempt; the delivery will be retried when its lease expires");
+        }
+    }
+
+    /// Tracks whether the handler's target is failing; on its first success after failures,
+    /// makes the deliveries waiting out a backoff due now and wakes the worker.
+    async fn note_health(&self, slot: &Slot, next: NextStep) {
+        match next {
+            NextStep::RetryAt(_) => slot.failing.store(true, Ordering::Relaxed),
+            NextStep::Delivered if slot.failing.swap(false, Ordering::Relaxed) => {
+                match self.store.expedite(&slot.name).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(handler = %slot.name, deliveries = n,
+                            "handler succeeded again; retrying its waiting deliveries now");
+                        slot.wake.notify_one();
+                    }
+                    Err(e) => tracing::warn!(handler = %slot.name, error = %e,
+                        "cannot expedite waiting deliveries; they keep their backoff"),
+                }
+            }
+            _ => {}
         }
     }
 

@@ -251,6 +251,9 @@ pub trait Store: Send + Sync + 'static {
     /// running yet), or only those whose lease has expired (their worker died or hung).
     async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError>;
 
+    /// Makes every pending delivery of `handler` due now (its target is back after failures).
+    async fn expedite(&self, handler: &str) -> Result<u64, StoreError>;
+
     /// Lists events, newest first.
     async fn list_events(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError>;
 

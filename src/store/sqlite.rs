@@ -862,6 +862,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn expedite(&self, handler: &str) -> Result<u64, StoreError> {
+        let handler = handler.to_owned();
+        self.write(move |tx| {
+            let now = now_ms();
+            let n = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET due_at = ?1
+                     WHERE state = 'pending' AND handler = ?2 AND due_at > ?1",
+                )?
+                .execute(params![now, handler])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn list_events(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
         self.read(move |conn| {
             let sql = FilterSql::new(&filter, false)?;

@@ -403,14 +403,10 @@ async fn a_recovered_target_gets_its_waiting_retries_at_once() {
 
     // The target is back; the next event's success brings the waiting one forward.
     sink.answer(200);
-    let started = std::time::Instant::now();
     let (status, _) = send_chatbrick(&client, server.public_addr(), "msg_after", &body).await;
     assert_eq!(status, 200);
+    // Well before the 10 s its backoff alone would take.
     let received = sink.wait_for(2, Duration::from_secs(8)).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "it did not wait out its backoff"
-    );
     let ids: Vec<&str> = received
         .iter()
         .map(|r| r.headers["webhook-id"].to_str().unwrap())

@@ -29,11 +29,6 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    /// Whether shutdown has been signalled.
-    pub fn is_triggered(&self) -> bool {
-        *self.0.borrow()
-    }
-
     /// Resolves once shutdown is signalled (at once if it already was).
     pub async fn wait(&mut self) {
         // An error means the trigger was dropped, which also means: stop.

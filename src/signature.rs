@@ -437,11 +437,6 @@ impl Verifier {
         })
     }
 
-    /// The configured keys, e.g. for `check-config` to list them masked.
-    pub fn keys(&self) -> &[Key] {
-        &self.keys
-    }
-
     /// Whether any entry of the space-separated header verifies `content` under any key.
     fn any_entry_matches(&self, signatures: &str, content: &[u8]) -> bool {
         let tags: Vec<Output<HmacSha256>> = self

@@ -37,16 +37,14 @@ const MAX_CLAIM: usize = 256;
 /// A handler to run: its name (as routes refer to it), the code, and its concurrency limit.
 pub type HandlerEntry = (String, Arc<dyn Handler>, usize);
 
-/// A handler as dispatch runs it: the code, its concurrency limit and its wake-up call.
+/// A handler as dispatch runs it: the code, its slots and its wake-up call.
 struct Slot {
     /// Handler name, as routes and the store know it.
     name: String,
     /// The code.
     handler: Arc<dyn Handler>,
-    /// Free delivery slots; a permit is held for the whole of each attempt.
+    /// Free delivery slots; a permit is held while the handler runs.
     permits: Arc<Semaphore>,
-    /// Concurrency limit (the semaphore's size).
-    concurrency: usize,
     /// Rung by intake when a new delivery for this handler is committed.
     wake: Notify,
     /// Attempts started and not yet recorded; shutdown waits for it to reach zero.
@@ -114,7 +112,6 @@ impl Dispatcher {
                     name: name.clone(),
                     handler,
                     permits: Arc::new(Semaphore::new(concurrency)),
-                    concurrency,
                     wake: Notify::new(),
                     unrecorded: AtomicUsize::new(0),
                     failing: AtomicBool::new(false),
@@ -338,12 +335,11 @@ impl Dispatcher {
         }
     }
 
-    /// Handler names and their concurrency limits.
-    pub fn handlers(&self) -> Vec<(String, usize)> {
-        self.slots
-            .values()
-            .map(|s| (s.name.clone(), s.concurrency))
-            .collect()
+    /// Tells every handler's worker to look for due deliveries (after a replay).
+    pub fn wake_all(&self) {
+        for slot in self.slots.values() {
+            slot.wake.notify_one();
+        }
     }
 }
 

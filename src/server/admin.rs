@@ -47,13 +47,6 @@ impl AdminState {
             metrics: crate::metrics::install(),
         }
     }
-
-    /// Wakes every handler (after a replay).
-    fn wake_all(&self) {
-        for (handler, _) in self.dispatcher.handlers() {
-            self.dispatcher.wake(&handler);
-        }
-    }
 }
 
 /// The admin routes.
@@ -190,7 +183,7 @@ async fn replay_event(
     );
     let routes = state.router.deliveries(&envelope);
     let replayed = state.store.replay_event(&id, routes).await?;
-    state.wake_all();
+    state.dispatcher.wake_all();
     tracing::info!(event_id = %id, deliveries = replayed, "event replayed");
     Ok(Json(json!({ "replayed": replayed })).into_response())
 }
@@ -200,7 +193,7 @@ async fn replay_delivery(
     Path(id): Path<i64>,
 ) -> Result<Response, AdminError> {
     state.store.replay_delivery(id).await?;
-    state.wake_all();
+    state.dispatcher.wake_all();
     tracing::info!(delivery = id, "delivery replayed");
     Ok(Json(json!({ "replayed": 1 })).into_response())
 }
@@ -210,7 +203,7 @@ async fn replay_dead(
     Query(filter): Query<EventFilter>,
 ) -> Result<Response, AdminError> {
     let replayed = state.store.replay_dead(filter).await?;
-    state.wake_all();
+    state.dispatcher.wake_all();
     tracing::info!(deliveries = replayed, "dead letters replayed");
     Ok(Json(json!({ "replayed": replayed })).into_response())
 }

@@ -365,11 +365,6 @@ impl Server {
         self.trigger.trigger();
     }
 
-    /// A listener for the shutdown signal, for code that runs beside the server.
-    pub fn shutdown_signal(&self) -> Shutdown {
-        self.trigger.subscribe()
-    }
-
     /// Waits until the server has stopped (after [`Server::shutdown`]).
     pub async fn wait(mut self) {
         while self.listeners.join_next().await.is_some() {}

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,20 +27,7 @@ struct Process {
 /// from its "hookline started" line (so no other test can take them in between), and waits
 /// until it is ready. Logs go to `log`.
 async fn spawn(data: &Path, extra: &[(&str, String)], log: &Path) -> Process {
-    let file = std::fs::File::create(log).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
-    command
-        .arg("serve")
-        .env_clear()
-        .env("HOOKLINE_LISTEN", "127.0.0.1:0")
-        .env("HOOKLINE_ADMIN_LISTEN", "127.0.0.1:0")
-        .env("HOOKLINE_DATA_DIR", data)
-        .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
-        .env("HOOKLINE_LIVEDESK_TOKEN", TOKEN)
-        .env("HOOKLINE_LOG", "warn,hookline::startup=info")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
+    let mut command = hookline_command(data, log);
     for (k, v) in extra {
         command.env(k, v);
     }
@@ -59,26 +46,6 @@ async fn spawn(data: &Path, extra: &[(&str, String)], log: &Path) -> Process {
         public,
         admin,
     }
-}
-
-/// The public and admin addresses of the "hookline started" line, text or JSON.
-fn started_addresses(log: &str) -> Option<(SocketAddr, SocketAddr)> {
-    let line = log.lines().find(|l| l.contains("hookline started"))?;
-    let value = |key: &str| -> Option<SocketAddr> {
-        let start = line
-            .find(&format!("{key}="))
-            .map(|i| i + key.len() + 1)
-            .or_else(|| {
-                line.find(&format!("\"{key}\":\""))
-                    .map(|i| i + key.len() + 4)
-            })?;
-        let rest = &line[start..];
-        let end = rest
-            .find(|c: char| c == '"' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        rest[..end].parse().ok()
-    };
-    Some((value("listen")?, value("admin")?))
 }
 
 /// Sends SIGTERM (or SIGKILL) to the process.

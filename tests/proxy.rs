@@ -244,43 +244,19 @@ impl Stack {
     }
 }
 
-/// The addresses hookline reports having bound, from its "hookline started" JSON log line.
-fn started_addresses(log: &Path) -> Option<(SocketAddr, SocketAddr)> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .find(|json| json["message"] == "hookline started")
-        .and_then(|json| {
-            let listen = json["listen"].as_str()?.parse().ok()?;
-            let admin = json["admin"].as_str()?.parse().ok()?;
-            Some((listen, admin))
-        })
-}
-
 /// Starts the hookline binary configured by environment only, on loopback ports it picks
 /// itself (read back from its log, so parallel tests cannot collide), logging JSON to a file.
 async fn start_hookline(dir: &Path, trust_proxy: bool) -> (Guard, SocketAddr, SocketAddr, PathBuf) {
     let log = dir.join("hookline.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
+    let mut command = hookline_command(&dir.join("data"), &log);
     command
-        .arg("serve")
-        .env_clear()
-        .env("HOOKLINE_LISTEN", "127.0.0.1:0")
-        .env("HOOKLINE_ADMIN_LISTEN", "127.0.0.1:0")
-        .env("HOOKLINE_DATA_DIR", dir.join("data"))
-        .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
-        .env("HOOKLINE_LIVEDESK_TOKEN", TOKEN)
         .env("HOOKLINE_LOG", "info")
         .env("HOOKLINE_LOG_FORMAT", "json")
         .env("HOOKLINE_BODY_LIMIT", HOOKLINE_BODY_LIMIT.to_string())
         // One request at a time: a sender whose body nginx streamed to hookline slowly would
         // hold the only slot and the next sender would get 503, so the slow-client test shows
         // that nginx's request buffering keeps slow senders away from hookline.
-        .env("HOOKLINE_MAX_CONCURRENT_REQUESTS", "1")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file);
+        .env("HOOKLINE_MAX_CONCURRENT_REQUESTS", "1");
     if trust_proxy {
         command.env("HOOKLINE_TRUSTED_PROXIES", "127.0.0.1/32");
     }
@@ -288,7 +264,8 @@ async fn start_hookline(dir: &Path, trust_proxy: bool) -> (Guard, SocketAddr, So
     let mut attempts = 0;
     let (public, admin) = loop {
         guard.assert_running();
-        if let Some(addresses) = started_addresses(&log) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(addresses) = started_addresses(&text) {
             break addresses;
         }
         attempts += 1;

@@ -73,14 +73,7 @@ pub async fn admin_post(
     server: &Server,
     path: &str,
 ) -> serde_json::Value {
-    client
-        .post(url(server.admin_addr(), path))
-        .send()
-        .await
-        .expect("admin request")
-        .json()
-        .await
-        .expect("admin json")
+    admin_json(client.post(url(server.admin_addr(), path))).await
 }
 
 /// Starts hookline in this process.
@@ -260,12 +253,58 @@ where
 
 /// GETs an admin API path and returns its JSON.
 pub async fn admin_get(client: &reqwest::Client, server: &Server, path: &str) -> serde_json::Value {
-    client
-        .get(url(server.admin_addr(), path))
+    admin_json(client.get(url(server.admin_addr(), path))).await
+}
+
+/// Sends an admin request and returns its JSON.
+async fn admin_json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request
         .send()
         .await
         .expect("admin request")
         .json()
         .await
         .expect("admin json")
+}
+
+/// The `hookline serve` binary configured by environment only, as operators run it: both
+/// listeners on loopback port 0 (see [`started_addresses`]), data in `data`, both sources on,
+/// output to `log`. Callers add or override variables with `.env`.
+pub fn hookline_command(data: &Path, log: &Path) -> std::process::Command {
+    let file = std::fs::File::create(log).expect("log file");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+        .env("HOOKLINE_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("HOOKLINE_DATA_DIR", data)
+        .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
+        .env("HOOKLINE_LIVEDESK_TOKEN", TOKEN)
+        .env("HOOKLINE_LOG", "warn,hookline::startup=info")
+        .stdin(std::process::Stdio::null())
+        .stdout(file.try_clone().expect("log file"))
+        .stderr(file);
+    command
+}
+
+/// The public and admin addresses of hookline's "hookline started" log line, text or JSON:
+/// listening on port 0 and reading the ports back means parallel tests never collide.
+pub fn started_addresses(log: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let line = log.lines().find(|l| l.contains("hookline started"))?;
+    let value = |key: &str| -> Option<SocketAddr> {
+        let start = line
+            .find(&format!("{key}="))
+            .map(|i| i + key.len() + 1)
+            .or_else(|| {
+                line.find(&format!("\"{key}\":\""))
+                    .map(|i| i + key.len() + 4)
+            })?;
+        let rest = &line[start..];
+        let end = rest
+            .find(|c: char| c == '"' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    };
+    Some((value("listen")?, value("admin")?))
 }

@@ -1,35 +1,22 @@
-//! Serving an axum router on a TCP listener: header-read timeout, connection info, request ids,
-//! request logs with secrets masked, and graceful shutdown.
+//! Serving an axum router on a TCP listener: header-read timeout, connection info, the request-id
+//! header, paths with secrets masked for logs, and graceful shutdown.
 
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request};
+use axum::http::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use rand::Rng;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tower_http::request_id::{MakeRequestId, RequestId};
 
 use crate::shutdown::Shutdown;
 
 /// Header carrying the request id, set on every response (and taken from the request when a
 /// proxy already set one).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Makes request ids: 16 random hex digits.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let id = format!("{:016x}", rand::thread_rng().gen::<u64>());
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
-    }
-}
 
 /// The path as it may appear in logs: the liveDesk token replaced by `***`.
 pub fn masked_path(path: &str) -> String {

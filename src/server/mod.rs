@@ -7,16 +7,16 @@
 pub mod admin;
 pub mod client_ip;
 pub mod http;
+pub mod requests;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderName, StatusCode};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,9 +24,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 
 use crate::config::{Config, ConfigError, HandlerConfig, RouteConfig};
 use crate::dispatch::{Dispatcher, HandlerEntry, RetryPolicy, Router as EventRouter};
@@ -399,65 +396,7 @@ fn public_router(config: &Config, intake: Arc<Intake>) -> Router {
 
 /// Request ids, client address resolution, and one access-log line per request.
 pub fn with_request_layers(router: Router, trusted: Arc<TrustedProxies>) -> Router {
-    let header = HeaderName::from_static(http::REQUEST_ID_HEADER);
-    router
-        .layer(axum::middleware::from_fn(move |request, next| {
-            resolve_client(trusted.clone(), request, next)
-        }))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_request(())
-                .on_response(log_response)
-                .on_failure(()),
-        )
-        .layer(PropagateRequestIdLayer::new(header.clone()))
-        .layer(SetRequestIdLayer::new(header, http::RandomRequestId))
-}
-
-/// The span every request's log lines carry: request id, method, masked path, client, and for
-/// webhooks the source and event id (recorded by intake once known).
-fn request_span(request: &Request) -> Span {
-    let request_id = request
-        .headers()
-        .get(http::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info_span!(
-        "request",
-        request_id,
-        method = %request.method(),
-        path = %http::masked_path(request.uri().path()),
-        client = tracing::field::Empty,
-        source = tracing::field::Empty,
-        event_id = tracing::field::Empty,
-    )
-}
-
-fn log_response(response: &Response, latency: Duration, _span: &Span) {
-    crate::metrics::intake_latency(latency);
-    tracing::info!(
-        status = response.status().as_u16(),
-        latency_ms = latency.as_secs_f64() * 1000.0,
-        "request"
-    );
-}
-
-/// Puts the client address in the request extensions and the request span.
-async fn resolve_client(
-    trusted: Arc<TrustedProxies>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let client = trusted.client_ip(peer, request.headers());
-    Span::current().record("client", tracing::field::display(client));
-    request.extensions_mut().insert(ClientIp(client));
-    next.run(request).await
+    router.layer(requests::RequestLayer::new(trusted))
 }
 
 async fn healthz() -> impl IntoResponse {

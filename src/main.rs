@@ -12,6 +12,11 @@ use hookline::server::{parse_keys, ServerBuilder};
 use hookline::{send, Source};
 use serde_json::Value;
 
+/// mimalloc: measurably less time in allocation and free than the system allocator on the
+/// request path (README, "Performance").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Webhook receiver for ChatBrick and liveDesk: authenticates, stores durably, delivers.
 #[derive(Debug, Parser)]
 #[command(name = "hookline", version, about)]

@@ -31,6 +31,10 @@ use crate::child::ScratchDir;
 use crate::load::Prepared;
 use crate::report::{Report, RunConfig};
 
+/// The same allocator as `hookline`, so that the baseline server measures the same HTTP stack.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The `whsec_` key the benchmark signs with and configures hookline with (not a real secret).
 const BENCH_SECRET: &str = "whsec_aG9va2xpbmUtYmVuY2gtbm90LWEtcmVhbC1zZWNyZXQ=";
 /// Core the servers run on with `--pin`.

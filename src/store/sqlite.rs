@@ -2,10 +2,11 @@
 //!
 //! One writer thread owns the write connection. Every write (intake, claims, attempt records,
 //! replays, pruning) is a job sent to it; the thread takes all jobs waiting at that moment, runs
-//! them in one transaction (each in its own savepoint, so one failing job does not undo the
-//! others) and commits once. With `synchronous=FULL` that is one fsync per batch instead of one
-//! per request, which is what lets durability keep up with concurrent intake. Reads for the
-//! inspector go through a separate connection, which WAL lets run beside the writer.
+//! them in one transaction and commits once (if one job hits a database error, the batch is
+//! rolled back and its jobs are committed one by one, so that the others do not fail with it).
+//! With `synchronous=FULL` intake is answered after hookline's own fsync of the WAL, one per
+//! batch rather than per request (see [`WalSync`]). Reads for the inspector go through a
+//! separate connection, which WAL lets run beside the writer.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,8 @@ const MAX_BATCH: usize = 2048;
 const QUEUE_DEPTH: usize = 8192;
 /// fsyncs that may be in flight at once (see [`WalSync`]).
 const FSYNC_THREADS: usize = 4;
-/// WAL pages (4 KiB) after which a commit checkpoints: 256 MiB of WAL on disk at most.
+/// WAL pages (4 KiB) after which a commit checkpoints: about 256 MiB of WAL on disk (more only
+/// while a long inspector read keeps a checkpoint from completing).
 const WAL_CHECKPOINT_PAGES: u32 = 65536;
 /// Rows one pruning step deletes, so that pruning never holds the writer for long.
 const PRUNE_CHUNK: i64 = 2000;

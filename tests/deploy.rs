@@ -11,7 +11,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -27,15 +27,6 @@ const COMPOSE: &str = include_str!("../deploy/compose.yaml");
 const IMAGE_BINARY: &str = "/usr/local/bin/hookline";
 /// The admin token this test uses in place of the placeholder.
 const ADMIN_TOKEN: &str = "deploy-test-admin-token";
-
-/// A free loopback port (bound and released; good enough for tests on one machine).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// How the runtime stage of the Dockerfile runs the binary.
 #[derive(Debug)]

@@ -10,7 +10,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -27,15 +27,6 @@ const DEPLOY_NGINX: &str = include_str!("../deploy/nginx.conf");
 /// hookline's body limit in these tests: below nginx's `client_max_body_size 1m`, so that one
 /// size of body is refused by hookline behind nginx and a larger one by nginx itself.
 const HOOKLINE_BODY_LIMIT: usize = 64 * 1024;
-
-/// A free loopback port (bound and released; good enough for tests on one machine).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The nginx executable, or a failure that says how to get one.
 fn nginx_binary() -> PathBuf {

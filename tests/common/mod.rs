@@ -308,3 +308,12 @@ pub fn started_addresses(log: &str) -> Option<(SocketAddr, SocketAddr)> {
     };
     Some((value("listen")?, value("admin")?))
 }
+
+/// A free loopback port (bound and released; good enough for tests on one machine).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -38,7 +38,22 @@ const WAL_CHECKPOINT_PAGES: u32 = 65536;
 /// Rows one pruning step deletes, so that pruning never holds the writer for long.
 const PRUNE_CHUNK: i64 = 2000;
 
-const SCHEMA: &str = "
+/// The condition of the partial index `deliveries_open`: deliveries that are pending, in flight
+/// or dead. Delivered ones, nearly all of them, stay out of it: a direct hand-over (inserted in
+/// flight, then delivered) adds an entry and removes it again in the same few pages, instead of
+/// also writing into an ever-growing region of delivered entries, and the index stays as small as
+/// the open work. SQLite uses a partial index only for queries that repeat its condition word for
+/// word, so every query for open deliveries does (the test `open_queries_use_the_partial_index`
+/// checks their plans).
+macro_rules! open_delivery {
+    () => {
+        "state <> 'delivered'"
+    };
+}
+
+/// The tables. `user_version` 2 replaced the full index `deliveries_due` by `deliveries_open`.
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS events (
     seq          INTEGER PRIMARY KEY,
     id           TEXT NOT NULL UNIQUE,
@@ -64,7 +79,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error  TEXT,
     UNIQUE (event_seq, route)
 );
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, handler, due_at);
+DROP INDEX IF EXISTS deliveries_due;
+CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state, handler, due_at)
+    WHERE ",
+    open_delivery!(),
+    ";
 CREATE TABLE IF NOT EXISTS attempts (
     id          INTEGER PRIMARY KEY,
     delivery_id INTEGER NOT NULL,
@@ -75,8 +94,35 @@ CREATE TABLE IF NOT EXISTS attempts (
     error       TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts(delivery_id);
-PRAGMA user_version = 1;
-";
+PRAGMA user_version = 2;
+"
+);
+
+/// Due deliveries of a handler, oldest first: what a claim takes.
+const SELECT_DUE: &str = concat!(
+    "SELECT id FROM deliveries WHERE state = 'pending' AND handler = ?1 AND due_at <= ?2 AND ",
+    open_delivery!(),
+    " ORDER BY due_at LIMIT ?3"
+);
+/// Hands deliveries whose lease ended before `?1` back to the queue.
+const RELEASE_LEASES: &str = concat!(
+    "UPDATE deliveries SET state = 'pending', lease_until = NULL
+     WHERE state = 'inflight' AND lease_until < ?1 AND ",
+    open_delivery!()
+);
+/// Makes a handler's retries due now (`?1`).
+const EXPEDITE: &str = concat!(
+    "UPDATE deliveries SET due_at = ?1 WHERE state = 'pending' AND handler = ?2 AND due_at > ?1 AND ",
+    open_delivery!()
+);
+/// Open deliveries per state.
+const COUNT_OPEN: &str = concat!(
+    "SELECT state, COUNT(*) FROM deliveries WHERE ",
+    open_delivery!(),
+    " GROUP BY state"
+);
+/// The filter clause of dead letters (over `deliveries d`).
+const DEAD: &str = concat!("d.state = 'dead' AND d.", open_delivery!());
 
 /// A write job as the writer thread sees it: run inside the batch transaction (perhaps again,
 /// alone, if another job of its batch hit a database error), then completed with whether its
@@ -393,38 +439,38 @@ impl From<&Envelope> for EventRow {
     }
 }
 
+/// Writes the event and its deliveries. No `RETURNING` here: it would make SQLite keep a
+/// statement journal (a copy of every page the statement touches) for each insert; the row ids
+/// come from `last_insert_rowid` instead.
 fn insert_event(
     tx: &Transaction<'_>,
     envelope: &EventRow,
     deliveries: &[NewDelivery],
 ) -> Result<InsertOutcome, StoreError> {
-    let seq: Option<i64> = tx
+    let inserted = tx
         .prepare_cached(
             "INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at, decode_error, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (id) DO NOTHING RETURNING seq",
+             ON CONFLICT (id) DO NOTHING",
         )?
-        .query_row(
-            params![
-                envelope.id,
-                envelope.source.as_str(),
-                envelope.endpoint,
-                envelope.provider_id,
-                envelope.event_type,
-                envelope.received_at,
-                envelope.decode_error,
-                envelope.body.as_ref(),
-            ],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let Some(seq) = seq else {
+        .execute(params![
+            envelope.id,
+            envelope.source.as_str(),
+            envelope.endpoint,
+            envelope.provider_id,
+            envelope.event_type,
+            envelope.received_at,
+            envelope.decode_error,
+            envelope.body.as_ref(),
+        ])?;
+    if inserted == 0 {
         return Ok(InsertOutcome::Duplicate);
-    };
+    }
+    let seq = tx.last_insert_rowid();
     let now = now_ms();
     let mut stmt = tx.prepare_cached(
         "INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until, since)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
     )?;
     let mut delivery_ids = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
@@ -433,19 +479,16 @@ fn insert_event(
             Some(lease) => ("inflight", 1, Some(now + lease.as_millis() as i64)),
             None => ("pending", 0, None),
         };
-        let id = stmt.query_row(
-            params![
-                seq,
-                delivery.route,
-                delivery.handler,
-                state,
-                attempts,
-                now,
-                lease_until
-            ],
-            |row| row.get(0),
-        )?;
-        delivery_ids.push(id);
+        stmt.execute(params![
+            seq,
+            delivery.route,
+            delivery.handler,
+            state,
+            attempts,
+            now,
+            lease_until
+        ])?;
+        delivery_ids.push(tx.last_insert_rowid());
     }
     Ok(InsertOutcome::Stored { delivery_ids })
 }
@@ -467,6 +510,9 @@ fn envelope_from_row(row: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result
     ))
 }
 
+/// Claims up to `limit` due deliveries of `handler`: picks them, marks each in flight, reads
+/// each with its event. Every statement is cached and touches one row at a time, so a claim
+/// neither re-prepares SQL nor needs a statement journal.
 fn claim_due(
     tx: &Transaction<'_>,
     handler: &str,
@@ -476,28 +522,21 @@ fn claim_due(
     let now = now_ms();
     let lease_until = now + lease.as_millis() as i64;
     let ids: Vec<i64> = tx
-        .prepare_cached(
-            "UPDATE deliveries SET state = 'inflight', lease_until = ?1, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM deliveries
-                          WHERE state = 'pending' AND handler = ?2 AND due_at <= ?3
-                          ORDER BY due_at LIMIT ?4)
-             RETURNING id",
-        )?
-        .query_map(params![lease_until, handler, now, limit as i64], |row| {
-            row.get(0)
-        })?
+        .prepare_cached(SELECT_DUE)?
+        .query_map(params![handler, now, limit as i64], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    // One query for all of them; the ids are integers the database just returned.
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-    let mut stmt = tx.prepare(&format!(
+    let mut mark = tx.prepare_cached(
+        "UPDATE deliveries SET state = 'inflight', lease_until = ?1, attempts = attempts + 1
+         WHERE id = ?2",
+    )?;
+    let mut read = tx.prepare_cached(&format!(
         "SELECT d.id, d.route, d.attempts, d.since, {EVENT_COLUMNS}
-         FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id IN ({list})"
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1"
     ))?;
-    let claimed = stmt
-        .query_map([], |row| {
+    let mut claimed = Vec::with_capacity(ids.len());
+    for id in ids {
+        mark.execute(params![lease_until, id])?;
+        claimed.push(read.query_row([id], |row| {
             Ok(Claimed {
                 delivery_id: row.get(0)?,
                 route: row.get(1)?,
@@ -505,8 +544,8 @@ fn claim_due(
                 since: from_ms(row.get(3)?),
                 envelope: Arc::new(envelope_from_row(row, 4)?),
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        })?);
+    }
     Ok(claimed)
 }
 
@@ -861,11 +900,7 @@ impl Store for SqliteStore {
     async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError> {
         let before = if expired_only { now_ms() } else { i64::MAX };
         self.write(move |tx| {
-            let n = tx.execute(
-                "UPDATE deliveries SET state = 'pending', lease_until = NULL
-                 WHERE state = 'inflight' AND lease_until < ?1",
-                [before],
-            )?;
+            let n = tx.execute(RELEASE_LEASES, [before])?;
             Ok(n as u64)
         })
         .await
@@ -876,10 +911,7 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let now = now_ms();
             let n = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET due_at = ?1
-                     WHERE state = 'pending' AND handler = ?2 AND due_at > ?1",
-                )?
+                .prepare_cached(EXPEDITE)?
                 .execute(params![now, handler])?;
             Ok(n as u64)
         })
@@ -909,7 +941,7 @@ impl Store for SqliteStore {
     async fn dead_letters(&self, filter: EventFilter) -> Result<Vec<DeliveryInfo>, StoreError> {
         self.read(move |conn| {
             let mut sql = FilterSql::new(&filter, true)?;
-            sql.clauses.push("d.state = 'dead'".into());
+            sql.clauses.push(DEAD.into());
             select_filtered(
                 conn,
                 DELIVERY_SELECT,
@@ -961,7 +993,7 @@ impl Store for SqliteStore {
     async fn replay_dead(&self, filter: EventFilter) -> Result<u64, StoreError> {
         self.write(move |tx| {
             let mut sql = FilterSql::new(&filter, true)?;
-            sql.clauses.push("d.state = 'dead'".into());
+            sql.clauses.push(DEAD.into());
             sql.clauses.push("e.body IS NOT NULL".into());
             reset_deliveries(tx, &sql.where_sql(), &sql.params)
         })
@@ -993,9 +1025,7 @@ impl Store for SqliteStore {
     async fn counts(&self) -> Result<DeliveryCounts, StoreError> {
         self.read(|conn| {
             let mut counts = DeliveryCounts::default();
-            let mut stmt = conn.prepare_cached(
-                "SELECT state, COUNT(*) FROM deliveries WHERE state IN ('pending', 'inflight', 'dead') GROUP BY state",
-            )?;
+            let mut stmt = conn.prepare_cached(COUNT_OPEN)?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             for row in rows {
                 let (state, n) = row?;
@@ -1169,6 +1199,72 @@ mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(store.release_leases(false).await.unwrap(), 2);
+    }
+
+    #[test]
+    fn open_queries_use_the_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
+        let dead_letters = format!("{DELIVERY_SELECT} WHERE {DEAD} ORDER BY d.id DESC LIMIT 100");
+        for sql in [
+            SELECT_DUE,
+            RELEASE_LEASES,
+            EXPEDITE,
+            COUNT_OPEN,
+            &dead_letters,
+        ] {
+            let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            // Unbound parameters are NULL, which does not change the plan.
+            let mut rows = explain.raw_query();
+            let mut plan: Vec<String> = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                plan.push(row.get(3).unwrap());
+            }
+            assert!(
+                plan.iter().any(|step| step.contains("deliveries_open")),
+                "{sql}\n{plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn opening_an_older_inbox_replaces_the_full_delivery_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = SqliteStore::db_path(dir.path());
+        {
+            let conn = open_connection(&path).unwrap();
+            conn.execute_batch(&SCHEMA.replace("DROP INDEX IF EXISTS deliveries_due;", ""))
+                .unwrap();
+            conn.execute_batch(
+                "CREATE INDEX deliveries_due ON deliveries(state, handler, due_at);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        drop(open(dir.path()));
+        let conn = open_connection(&path).unwrap();
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries'",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            indexes.contains(&"deliveries_open".to_string()),
+            "{indexes:?}"
+        );
+        assert!(
+            !indexes.contains(&"deliveries_due".to_string()),
+            "{indexes:?}"
+        );
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
     }
 
     #[tokio::test]

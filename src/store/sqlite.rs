@@ -224,7 +224,10 @@ impl SqliteStore {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("hookline-store".into())
-            .spawn(move || writer_loop(writer, queue, syncer))
+            .spawn(move || {
+                super::batch_thread::run_as_batch();
+                writer_loop(writer, queue, syncer)
+            })
             .map_err(thread_error)?;
         Ok(SqliteStore {
             jobs,

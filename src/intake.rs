@@ -298,6 +298,17 @@ impl Intake {
             tracing::warn!(source = envelope.source.as_str(), event_id = %envelope.id, error,
                 "authentic body does not fit the event types; stored raw and flagged");
         }
-        axum::Json(json!({ "status": status, "id": envelope.id })).into_response()
+        axum::Json(Acknowledgement {
+            status,
+            id: &envelope.id,
+        })
+        .into_response()
     }
+}
+
+/// The body of a 200: `{"status": "accepted" | "duplicate", "id": "evt_…"}`.
+#[derive(serde::Serialize)]
+struct Acknowledgement<'a> {
+    status: &'static str,
+    id: &'a str,
 }

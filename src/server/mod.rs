@@ -63,6 +63,13 @@ pub enum StartError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+impl ClientIp {
+    /// The client address recorded in a request's extensions, if any.
+    pub fn of(parts: &axum::http::request::Parts) -> Option<IpAddr> {
+        parts.extensions.get::<ClientIp>().map(|client| client.0)
+    }
+}
+
 /// Builds a hookline server from a configuration plus handlers and routes given in code.
 pub struct ServerBuilder {
     /// File and environment configuration.

@@ -6,10 +6,9 @@ pub mod event;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::Extension;
 use chrono::Utc;
 
 use crate::envelope::{Envelope, Source};
@@ -22,34 +21,24 @@ pub use event::Event;
 pub const DEFAULT_ENDPOINT: &str = "default";
 
 /// `POST /webhooks/chatbrick`.
-pub async fn receive_default(
-    State(intake): State<Arc<Intake>>,
-    client: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    receive(&intake, DEFAULT_ENDPOINT, client, &headers, body).await
+pub async fn receive_default(State(intake): State<Arc<Intake>>, request: Request) -> Response {
+    receive(&intake, DEFAULT_ENDPOINT, request).await
 }
 
 /// `POST /webhooks/chatbrick/<endpoint>`.
 pub async fn receive_named(
     State(intake): State<Arc<Intake>>,
     Path(endpoint): Path<String>,
-    client: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    receive(&intake, &endpoint, client, &headers, body).await
+    receive(&intake, &endpoint, request).await
 }
 
-async fn receive(
-    intake: &Intake,
-    endpoint: &str,
-    client: Option<Extension<ClientIp>>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Response {
-    let client = client.map(|Extension(ClientIp(ip))| ip);
+/// Takes the request whole rather than through the `HeaderMap` extractor, which would copy
+/// every header map.
+async fn receive(intake: &Intake, endpoint: &str, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let client = ClientIp::of(&parts);
     // Unknown endpoints are not counted by name: anyone can make up names.
     let label = if intake.chatbrick.contains_key(endpoint) {
         endpoint
@@ -60,7 +49,7 @@ async fn receive(
         .receive(
             Source::Chatbrick,
             label,
-            authenticate(intake, endpoint, client, headers, body),
+            authenticate(intake, endpoint, client, &parts.headers, body),
         )
         .await
 }

@@ -7,10 +7,9 @@ pub mod verify;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::Extension;
 use chrono::Utc;
 
 use crate::envelope::{body_hash_id, Envelope, Source};
@@ -26,20 +25,20 @@ pub const ENDPOINT: &str = "default";
 /// Header Chatwoot sets to a UUID per delivery; the provider id when present.
 pub const DELIVERY_HEADER: &str = "x-chatwoot-delivery";
 
-/// `POST /webhooks/livedesk/<token>`.
+/// `POST /webhooks/livedesk/<token>`. Takes the request whole rather than through the
+/// `HeaderMap` extractor, which would copy every header map.
 pub async fn receive(
     State(intake): State<Arc<Intake>>,
     Path(token): Path<String>,
-    client: Option<Extension<ClientIp>>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
-    let client = client.map(|Extension(ClientIp(ip))| ip);
+    let (parts, body) = request.into_parts();
+    let client = ClientIp::of(&parts);
     intake
         .receive(
             Source::Livedesk,
             ENDPOINT,
-            authenticate(&intake, &token, client, &headers, body),
+            authenticate(&intake, &token, client, &parts.headers, body),
         )
         .await
 }

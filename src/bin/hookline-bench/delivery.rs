@@ -68,7 +68,8 @@ async fn drain(
     time_limit: Duration,
 ) -> Result<Drain, String> {
     let started = Instant::now();
-    let mut hookline = Hookline::start(ctx, data, Some(sink.addr), "hookline-drain.log").await?;
+    let mut hookline =
+        Hookline::start(ctx, data, Some(sink.addr), None, "hookline-drain.log").await?;
     let pid = hookline.child.pid();
     let sampler = Sampler::start(pid, SAMPLE_EVERY);
     let complete = wait_drained(&sink.state, &mut hookline, events, time_limit).await?;
@@ -125,7 +126,8 @@ async fn fill_backlog(
     data: &Path,
     events: usize,
 ) -> Result<PhaseStats, String> {
-    let mut hookline = Hookline::start(ctx, data, Some(sink.addr), "hookline-fill.log").await?;
+    let mut hookline =
+        Hookline::start(ctx, data, Some(sink.addr), None, "hookline-fill.log").await?;
     let requests = Arc::new(load::prepare(
         events,
         &format!("{}-dlv", ctx.nonce),

@@ -15,15 +15,15 @@ use crate::Context;
 /// Time a server has to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a server has to stop after SIGTERM.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between hookline's readiness and the idle memory reading, so that start-up settles.
-const IDLE_SETTLE: Duration = Duration::from_millis(300);
+pub const IDLE_SETTLE: Duration = Duration::from_millis(300);
 /// Longest wait for the default route's deliveries to catch up after the load.
 const CATCH_UP_LIMIT: Duration = Duration::from_secs(300);
 /// How often delivery progress is read from `/metrics` while catching up.
 const CATCH_UP_POLL: Duration = Duration::from_millis(100);
 /// Resident-size sampling interval under load.
-const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
 /// Runs the load against the baseline server.
 pub async fn baseline(ctx: &Context) -> Result<TargetResult, String> {
@@ -47,7 +47,7 @@ pub async fn baseline(ctx: &Context) -> Result<TargetResult, String> {
 /// Runs the load against hookline: durable acknowledgement, default routes.
 pub async fn hookline(ctx: &Context) -> Result<TargetResult, String> {
     let data = ctx.scratch.path.join("intake");
-    let mut hookline = Hookline::start(ctx, &data, None, "hookline-intake.log").await?;
+    let mut hookline = Hookline::start(ctx, &data, None, None, "hookline-intake.log").await?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let idle = rss::memory(hookline.child.pid()).ok_or("hookline exited before the load")?;
     let requests = Arc::new(ctx.prepare("intake"));
@@ -75,16 +75,19 @@ pub struct Hookline {
 
 impl Hookline {
     /// Starts `hookline serve` configured by environment only, and waits until it is ready.
-    /// With `forward`, every event is also forwarded to `http://<forward>/in`.
+    /// With `forward`, every event is also forwarded to `http://<forward>/in`; `max_concurrent`
+    /// sets its request limit (default: well above the connection count).
     pub async fn start(
         ctx: &Context,
         data_dir: &Path,
         forward: Option<SocketAddr>,
+        max_concurrent: Option<usize>,
         log_name: &str,
     ) -> Result<Hookline, String> {
         let public = child::free_port()?;
         let admin = child::free_port()?;
-        let env = hookline_env(ctx, data_dir, public, admin, forward);
+        let max_concurrent = max_concurrent.unwrap_or((ctx.connections * 4).max(1024));
+        let env = hookline_env(ctx, data_dir, public, admin, forward, max_concurrent);
         let mut child = ChildProc::spawn(Spawn {
             name: "hookline",
             program: &ctx.hookline,
@@ -103,15 +106,15 @@ impl Hookline {
 }
 
 /// hookline's environment: data dir, `synchronous=FULL`, warn-level logs, the ChatBrick secret,
-/// loopback listeners, a request limit above the connection count, and the forward route.
+/// loopback listeners, the request limit, and the forward route.
 fn hookline_env(
     ctx: &Context,
     data_dir: &Path,
     public: SocketAddr,
     admin: SocketAddr,
     forward: Option<SocketAddr>,
+    max_concurrent: usize,
 ) -> Vec<(String, String)> {
-    let max_concurrent = (ctx.connections * 4).max(1024);
     let mut env: Vec<(String, String)> = [
         ("HOOKLINE_DATA_DIR", data_dir.display().to_string()),
         ("HOOKLINE_SYNCHRONOUS", "full".into()),
@@ -193,7 +196,7 @@ async fn warm_up(
 }
 
 /// hookline's own counters from its admin `/metrics`; `None` if they cannot be read.
-async fn store_counters(admin: SocketAddr) -> Option<StoreCounters> {
+pub async fn store_counters(admin: SocketAddr) -> Option<StoreCounters> {
     let text = metrics_text(admin).await?;
     let batches = metric_sum(&text, "hookline_store_commit_batch_size_count", "");
     let jobs = metric_sum(&text, "hookline_store_commit_batch_size_sum", "");
@@ -235,7 +238,7 @@ fn delivered(metrics: &str) -> u64 {
 }
 
 /// The admin `/metrics` page, if it answers.
-async fn metrics_text(admin: SocketAddr) -> Option<String> {
+pub async fn metrics_text(admin: SocketAddr) -> Option<String> {
     let (status, body) = child::get(admin, "/metrics").await.ok()?;
     status
         .is_success()
@@ -243,7 +246,7 @@ async fn metrics_text(admin: SocketAddr) -> Option<String> {
 }
 
 /// Sum of the samples of metric `name` whose labels contain `label` (Prometheus text format).
-fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
+pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {

@@ -100,12 +100,16 @@ fn request_head(id: &str, timestamp: i64, signature: &str, body_len: usize) -> B
 /// What one phase (warm-up or measured) of a load run saw.
 #[derive(Debug, Clone)]
 pub struct PhaseStats {
-    /// Latency of every answered request, in microseconds.
+    /// Latency of every request answered 2xx, in microseconds.
     pub latency_us: Histogram<u64>,
+    /// Latency of every request answered otherwise, in microseconds.
+    pub rejected_latency_us: Histogram<u64>,
     /// Requests answered 2xx.
     pub ok: u64,
     /// Requests answered with another status.
     pub non_2xx: u64,
+    /// Of those, answers `503` with a `Retry-After` header: hookline's "overloaded, come back".
+    pub retry_later: u64,
     /// Requests that failed at the transport level or timed out.
     pub errors: u64,
     /// Requests never sent because every connection gave up.
@@ -114,6 +118,8 @@ pub struct PhaseStats {
     pub elapsed: Duration,
     /// The first failure seen, to explain a failed run.
     pub first_failure: Option<String>,
+    /// The first failure other than a `503` with `Retry-After`, to explain a failed overload run.
+    pub first_unexpected: Option<String>,
 }
 
 impl PhaseStats {
@@ -121,18 +127,26 @@ impl PhaseStats {
     pub fn new() -> PhaseStats {
         PhaseStats {
             latency_us: new_histogram(),
+            rejected_latency_us: new_histogram(),
             ok: 0,
             non_2xx: 0,
+            retry_later: 0,
             errors: 0,
             unsent: 0,
             elapsed: Duration::ZERO,
             first_failure: None,
+            first_unexpected: None,
         }
     }
 
     /// Requests that did not get a 2xx, for whatever reason.
     pub fn failed(&self) -> u64 {
         self.non_2xx + self.errors + self.unsent
+    }
+
+    /// Requests that got neither a 2xx nor a `503` with `Retry-After`.
+    pub fn unexpected(&self) -> u64 {
+        self.failed() - self.retry_later
     }
 
     /// Answered requests per second of wall time.
@@ -147,40 +161,47 @@ impl PhaseStats {
 
     /// Adds another connection's numbers to these.
     fn merge(&mut self, other: PhaseStats) {
-        self.latency_us
-            .add(&other.latency_us)
-            .expect("histograms share their bounds");
+        for (mine, theirs) in [
+            (&mut self.latency_us, &other.latency_us),
+            (&mut self.rejected_latency_us, &other.rejected_latency_us),
+        ] {
+            mine.add(theirs).expect("histograms share their bounds");
+        }
         self.ok += other.ok;
         self.non_2xx += other.non_2xx;
+        self.retry_later += other.retry_later;
         self.errors += other.errors;
-        if self.first_failure.is_none() {
-            self.first_failure = other.first_failure;
-        }
+        self.first_failure = self.first_failure.take().or(other.first_failure);
+        self.first_unexpected = self.first_unexpected.take().or(other.first_unexpected);
     }
 
     /// Records one answer.
-    fn record(&mut self, status: u16, latency: Duration) {
+    fn record(&mut self, answer: Answer, latency: Duration) {
         let us = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
-        self.latency_us.saturating_record(us);
+        let status = answer.status;
         if (200..300).contains(&status) {
+            self.latency_us.saturating_record(us);
             self.ok += 1;
-        } else {
-            self.non_2xx += 1;
-            self.note_failure(|| format!("answered {status}"));
+            return;
         }
+        self.rejected_latency_us.saturating_record(us);
+        self.non_2xx += 1;
+        let described = if status == 503 && answer.retry_after {
+            self.retry_later += 1;
+            "answered 503 with Retry-After".to_owned()
+        } else {
+            let description = format!("answered {status}");
+            self.first_unexpected.get_or_insert(description.clone());
+            description
+        };
+        self.first_failure.get_or_insert(described);
     }
 
     /// Records one transport failure.
     fn record_error(&mut self, error: String) {
         self.errors += 1;
-        self.note_failure(|| error);
-    }
-
-    /// Keeps the first failure's description.
-    fn note_failure(&mut self, describe: impl FnOnce() -> String) {
-        if self.first_failure.is_none() {
-            self.first_failure = Some(describe());
-        }
+        self.first_unexpected.get_or_insert(error.clone());
+        self.first_failure.get_or_insert(error);
     }
 }
 
@@ -290,7 +311,7 @@ async fn connection_task(conn: Conn, work: Arc<Work>) -> (Option<Conn>, PhaseSta
         let started = Instant::now();
         match live.exchange(request).await {
             Ok(answer) => {
-                stats.record(answer.status, started.elapsed());
+                stats.record(answer, started.elapsed());
                 if answer.close {
                     conn = None;
                 }
@@ -315,6 +336,8 @@ pub struct Answer {
     pub status: u16,
     /// The server will close the connection (`connection: close`).
     pub close: bool,
+    /// The answer carries `Retry-After`.
+    pub retry_after: bool,
 }
 
 /// A parsed answer head: the answer and the total length of head and body.
@@ -423,6 +446,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
     let status = response.code.unwrap_or(0);
     let mut body_len = 0;
     let mut close = false;
+    let mut retry_after = false;
     for header in response.headers.iter() {
         let value = std::str::from_utf8(header.value).unwrap_or("");
         if header.name.eq_ignore_ascii_case("content-length") {
@@ -431,13 +455,19 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
             return Err(format!("unsupported transfer-encoding {value}"));
         } else if header.name.eq_ignore_ascii_case("connection") {
             close = value.eq_ignore_ascii_case("close");
+        } else if header.name.eq_ignore_ascii_case("retry-after") {
+            retry_after = !value.trim().is_empty();
         }
     }
     if status < 200 || status == 204 || status == 304 {
         body_len = 0;
     }
     Ok(Some(Head {
-        answer: Answer { status, close },
+        answer: Answer {
+            status,
+            close,
+            retry_after,
+        },
         total_len: head_len + body_len,
     }))
 }
@@ -454,24 +484,51 @@ mod tests {
             head.answer,
             Answer {
                 status: 200,
-                close: false
+                close: false,
+                retry_after: false
             }
         );
         assert_eq!(head.total_len, ok.len());
         let partial = b"HTTP/1.1 204 No Content\r\ncontent-le";
         assert_eq!(parse_head(partial).unwrap(), None);
-        let busy =
-            b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+        let busy = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\nretry-after: 5\r\ncontent-length: 0\r\n\r\n";
         let head = parse_head(busy).unwrap().unwrap();
         assert_eq!(
             head.answer,
             Answer {
                 status: 503,
-                close: true
+                close: true,
+                retry_after: true
             }
         );
         let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
         assert!(parse_head(chunked).is_err());
+    }
+
+    #[test]
+    fn overload_answers_are_told_from_other_failures() {
+        let mut stats = PhaseStats::new();
+        let answer = |status, retry_after| Answer {
+            status,
+            close: false,
+            retry_after,
+        };
+        stats.record(answer(200, false), Duration::from_micros(900));
+        stats.record(answer(503, true), Duration::from_micros(40));
+        stats.record(answer(503, true), Duration::from_micros(60));
+        assert_eq!((stats.ok, stats.non_2xx, stats.retry_later), (1, 2, 2));
+        assert_eq!((stats.failed(), stats.unexpected()), (2, 0));
+        assert_eq!(stats.latency_us.len(), 1);
+        assert_eq!(stats.rejected_latency_us.max(), 60);
+        assert_eq!(stats.first_unexpected, None);
+        stats.record(answer(503, false), Duration::from_micros(50));
+        stats.record_error("reset".into());
+        assert_eq!(stats.unexpected(), 2);
+        assert_eq!(stats.first_unexpected.as_deref(), Some("answered 503"));
+        assert_eq!(
+            stats.first_failure.as_deref(),
+            Some("answered 503 with Retry-After")
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod child;
 mod delivery;
 mod intake;
 mod load;
+mod overload;
 mod report;
 mod rss;
 mod servers;
@@ -64,6 +65,10 @@ struct Args {
     /// Longest the backlog may take to drain, in seconds.
     #[arg(long, default_value_t = 300)]
     delivery_timeout: u64,
+    /// hookline's request limit in the overload run, which sends --requests over 4 × as many
+    /// connections; 0 skips the overload run.
+    #[arg(long, default_value_t = 64)]
+    overload_limit: usize,
     /// Skip the baseline run.
     #[arg(long)]
     skip_baseline: bool,
@@ -210,6 +215,7 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         hookline: None,
         ratio_requests_per_s: None,
         delivery: None,
+        overload: None,
         targets: Vec::new(),
         warnings: Vec::new(),
     };
@@ -225,6 +231,14 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
     if !args.skip_intake {
         progress("hookline: durable acknowledgement (synchronous=FULL, default routes)");
         report.hookline = Some(intake::hookline(&ctx).await?);
+    }
+    if args.overload_limit > 0 {
+        progress(&format!(
+            "overload: hookline limited to {} requests at once, {} connections",
+            args.overload_limit,
+            args.overload_limit * overload::OVERSUBSCRIPTION
+        ));
+        report.overload = Some(overload::run(&ctx, args.overload_limit).await?);
     }
     if args.delivery_events > 0 {
         progress(&format!(
@@ -290,6 +304,7 @@ fn run_config(args: &Args, ctx: &Context, cpus: usize, pin: bool) -> RunConfig {
         pinned: pin,
         cpus,
         delivery_events: args.delivery_events,
+        overload_limit: args.overload_limit,
         synchronous: "full",
         hookline_version: env!("CARGO_PKG_VERSION"),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

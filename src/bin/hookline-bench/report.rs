@@ -207,6 +207,44 @@ pub struct DeliveryResult {
     pub rss: MemorySeries,
 }
 
+/// The overload run: more connections than hookline's request limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct OverloadResult {
+    /// hookline's `max_concurrent_requests`.
+    pub limit: usize,
+    /// Connections sending at once (4 × the limit).
+    pub connections: usize,
+    /// Requests answered.
+    pub requests: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Requests answered 2xx (stored).
+    pub accepted: u64,
+    /// `accepted / seconds`.
+    pub accepted_per_s: f64,
+    /// Requests answered `503` with `Retry-After`.
+    pub retry_later: u64,
+    /// Requests that got anything else: another status, a `503` without `Retry-After`, a
+    /// transport error or a timeout, or were never sent. Must be 0.
+    pub unexpected: u64,
+    /// The first of those, if any.
+    pub first_unexpected: Option<String>,
+    /// Latency of the 2xx answers.
+    pub accepted_latency: Latency,
+    /// Latency of the `503` answers: how fast a refusal comes.
+    pub retry_later_latency: Latency,
+    /// Requests hookline counted `accepted` (stored); must equal `accepted`.
+    pub stored_events: u64,
+    /// Requests hookline counted `overloaded`.
+    pub counted_overloaded: u64,
+    /// Resident size before the load, MB.
+    pub idle_rss_mb: f64,
+    /// Largest resident size the 50 ms sampler saw under load, MB.
+    pub sampled_max_rss_mb: f64,
+    /// Peak resident size of the process (`VmHWM`), MB.
+    pub peak_rss_mb: f64,
+}
+
 /// The run's settings, recorded with the results.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunConfig {
@@ -222,6 +260,8 @@ pub struct RunConfig {
     pub cpus: usize,
     /// Backlog size of the delivery run (0 = skipped).
     pub delivery_events: usize,
+    /// Request limit of the overload run (0 = skipped).
+    pub overload_limit: usize,
     /// SQLite durability.
     pub synchronous: &'static str,
     /// hookline's version.
@@ -256,6 +296,8 @@ pub struct Report {
     pub ratio_requests_per_s: Option<f64>,
     /// The delivery run.
     pub delivery: Option<DeliveryResult>,
+    /// The overload run.
+    pub overload: Option<OverloadResult>,
     /// The issue's targets.
     pub targets: Vec<TargetCheck>,
     /// Signs that the run was disturbed (another process competing for the CPUs) or limited by
@@ -316,6 +358,22 @@ impl Report {
                 growth <= 16.0,
             ));
         }
+        if let Some(o) = &self.overload {
+            let wrong = o.unexpected as f64;
+            checks.push(check(
+                "overload: not 2xx/503",
+                "0",
+                wrong,
+                wrong == 0.0 && o.retry_later > 0,
+            ));
+            let peak = o.peak_rss_mb;
+            checks.push(check(
+                "overload peak RSS (MB)",
+                "≤ 64 MB",
+                peak,
+                peak <= 64.0,
+            ));
+        }
         checks
     }
 
@@ -337,6 +395,9 @@ impl Report {
         }
         if let Some(d) = &self.delivery {
             failures.extend(delivery_failures(d));
+        }
+        if let Some(o) = &self.overload {
+            failures.extend(overload_failures(o));
         }
         failures
     }
@@ -368,6 +429,9 @@ impl Report {
         if let Some(d) = &self.delivery {
             print_delivery(d);
         }
+        if let Some(o) = &self.overload {
+            print_overload(o);
+        }
         for warning in &self.warnings {
             println!("WARNING: {warning}");
         }
@@ -391,6 +455,56 @@ impl Report {
         std::fs::write(path, json + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
+}
+
+/// Why an overload run fails: answers other than 2xx or `503` + `Retry-After`, no refusal at
+/// all (the limit was never reached), or 2xx answers hookline did not count as stored.
+fn overload_failures(o: &OverloadResult) -> Vec<String> {
+    let mut failures = Vec::new();
+    if o.unexpected > 0 {
+        failures.push(format!(
+            "overload: {} requests got neither a 2xx nor a 503 with Retry-After (first: {})",
+            o.unexpected,
+            o.first_unexpected.as_deref().unwrap_or("?")
+        ));
+    }
+    if o.retry_later == 0 {
+        failures.push(format!(
+            "overload: {} connections never exceeded the limit of {}",
+            o.connections, o.limit
+        ));
+    }
+    if o.stored_events != o.accepted {
+        failures.push(format!(
+            "overload: {} requests answered 2xx but hookline counted {} stored",
+            o.accepted, o.stored_events
+        ));
+    }
+    failures
+}
+
+/// Prints the overload run.
+fn print_overload(o: &OverloadResult) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "overload: limit {}, {} connections, {} requests in {:.1} s: {} stored ({:.0}/s, p99 {:.1} ms), \
+         {} answered 503 + Retry-After (p50 {:.2} ms, p99 {:.2} ms), {} other",
+        o.limit,
+        o.connections,
+        o.requests,
+        o.seconds,
+        o.accepted,
+        o.accepted_per_s,
+        ms(o.accepted_latency.p99_us),
+        o.retry_later,
+        ms(o.retry_later_latency.p50_us),
+        ms(o.retry_later_latency.p99_us),
+        o.unexpected
+    );
+    println!(
+        "  RSS: idle {:.1} MB, max sampled {:.1} MB, peak {:.1} MB",
+        o.idle_rss_mb, o.sampled_max_rss_mb, o.peak_rss_mb
+    );
 }
 
 /// Below this share of a core, a saturated process was not running all the time.
@@ -577,6 +691,7 @@ mod tests {
                 pinned: false,
                 cpus: 2,
                 delivery_events: 0,
+                overload_limit: 0,
                 synchronous: "full",
                 hookline_version: "test",
                 started_at: String::new(),
@@ -585,11 +700,53 @@ mod tests {
             hookline: Some(hookline),
             ratio_requests_per_s: None,
             delivery: None,
+            overload: None,
             targets: Vec::new(),
             warnings: Vec::new(),
         };
         report.complete();
         report
+    }
+
+    fn overload(accepted: u64, retry_later: u64, unexpected: u64, stored: u64) -> OverloadResult {
+        let latency = Latency::from_histogram(&new_histogram());
+        OverloadResult {
+            limit: 8,
+            connections: 32,
+            requests: accepted + retry_later + unexpected,
+            seconds: 1.0,
+            accepted,
+            accepted_per_s: accepted as f64,
+            retry_later,
+            unexpected,
+            first_unexpected: (unexpected > 0).then(|| "answered 500".to_owned()),
+            accepted_latency: latency.clone(),
+            retry_later_latency: latency,
+            stored_events: stored,
+            counted_overloaded: retry_later,
+            idle_rss_mb: 10.0,
+            sampled_max_rss_mb: 20.0,
+            peak_rss_mb: 20.0,
+        }
+    }
+
+    #[test]
+    fn overload_runs_pass_only_with_refusals_and_every_2xx_stored() {
+        let with = |o: OverloadResult| {
+            let mut r = report(target("baseline", 1000.0, 0), target("hookline", 600.0, 0));
+            r.overload = Some(o);
+            r.complete();
+            r
+        };
+        let good = with(overload(50, 950, 0, 50));
+        assert!(good.failures().is_empty(), "{:?}", good.failures());
+        assert!(good.targets.iter().all(|c| c.met), "{:?}", good.targets);
+        let odd = with(overload(50, 940, 10, 50)).failures();
+        assert!(odd.len() == 1 && odd[0].contains("answered 500"), "{odd:?}");
+        let never_full = with(overload(1000, 0, 0, 1000)).failures();
+        assert!(never_full[0].contains("never exceeded"), "{never_full:?}");
+        let lost = with(overload(50, 950, 0, 49)).failures();
+        assert!(lost[0].contains("counted 49 stored"), "{lost:?}");
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //!
 //! The writer and the fsync threads wake up for every job the request threads hand them. Under
 //! the default policy each wake-up preempts the request thread on a busy core, so the writer
-//! commits after one or two jobs, and each fsync covers one small commit. As `SCHED_BATCH`
-//! threads they wait until the request threads yield: a commit then takes every request that
-//! was ready, which on one core more than halved the number of commits and fsyncs per event
-//! and lowered the p99 (README, "Performance"). They still get their fair share of the CPU, so
-//! they cannot starve; on an idle core nothing changes.
+//! commits whatever little has arrived, and each fsync covers one small commit. As
+//! `SCHED_BATCH` threads they wait until the request threads yield: a commit then takes every
+//! request that was ready. On one core that cut the commits per event by a third or more, halved
+//! the fsync CPU and lowered the p99 (README, "Performance"). They still get their fair share of
+//! the CPU, so they cannot starve; on an idle core nothing changes.
 
 /// Marks the calling thread as batch work; where that is not possible it stays as it was.
 pub(super) fn run_as_batch() {

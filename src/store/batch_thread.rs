@@ -1,12 +1,15 @@
-//! Scheduling the store's own threads as batch work.
+//! Scheduling the store's writer thread as batch work.
 //!
-//! The writer and the fsync threads wake up for every job the request threads hand them. Under
-//! the default policy each wake-up preempts the request thread on a busy core, so the writer
-//! commits whatever little has arrived, and each fsync covers one small commit. As
-//! `SCHED_BATCH` threads they wait until the request threads yield: a commit then takes every
-//! request that was ready. On one core that cut the commits per event by a third or more, halved
-//! the fsync CPU and lowered the p99 (README, "Performance"). They still get their fair share of
-//! the CPU, so they cannot starve; on an idle core nothing changes.
+//! The writer wakes up for every job the request threads hand it. Under the default policy each
+//! wake-up preempts the request thread on a busy core, so the writer commits whatever little has
+//! arrived. As a `SCHED_BATCH` thread it waits until the request threads yield: a commit then
+//! takes every request that was ready. On one core that cut the commits per event by a third and
+//! lowered the p99 (README, "Performance"). It still gets its fair share of the CPU, so it cannot
+//! starve; on an idle core nothing changes.
+//!
+//! The fsync threads keep the default policy: as batch threads they gave slightly bigger fsyncs
+//! under normal load, but under overload, with the request thread busy refusing, acknowledgements
+//! waited for starved fsyncs and half as many requests got in.
 
 /// Marks the calling thread as batch work; where that is not possible it stays as it was.
 pub(super) fn run_as_batch() {

@@ -49,10 +49,7 @@ impl<J: Completion + ?Sized + 'static> WalSync<J> {
             let (jobs, wal) = (jobs.clone(), wal.clone());
             std::thread::Builder::new()
                 .name(format!("hookline-fsync-{n}"))
-                .spawn(move || {
-                    super::batch_thread::run_as_batch();
-                    syncer_loop(WalFile::new(wal), &jobs)
-                })?;
+                .spawn(move || syncer_loop(WalFile::new(wal), &jobs))?;
         }
         Ok(WalSync { queue })
     }

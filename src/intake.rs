@@ -20,6 +20,7 @@ use crate::dispatch::{Dispatcher, Reservation, Router};
 use crate::envelope::Envelope;
 use crate::envelope::Source;
 use crate::metrics;
+use crate::rejection_log::RejectionLog;
 use crate::signature::{Verifier, VerifyError};
 use crate::sources::livedesk::verify::{ChatwootVerifier, UrlToken};
 use crate::store::{Claimed, InsertOutcome, NewDelivery, Store};
@@ -54,6 +55,8 @@ pub struct Intake {
     pub unready_until: AtomicI64,
     /// Set when shutdown begins: `/readyz` says 503 from then on.
     pub stopping: AtomicBool,
+    /// Keeps rejection lines to one per reason per second.
+    pub(crate) rejection_log: RejectionLog,
 }
 
 impl std::fmt::Debug for Intake {
@@ -159,7 +162,8 @@ impl Intake {
 
     /// Runs one webhook request: takes a slot (held until the commit is done, so the limit
     /// bounds everything a request holds), authenticates, commits, answers; rejections are
-    /// counted, logged without secrets, and mapped to their status.
+    /// counted, logged without secrets (at most one line per reason per second), and mapped to
+    /// their status.
     pub async fn receive(
         &self,
         source: Source,
@@ -173,13 +177,17 @@ impl Intake {
         }
         .await;
         result.unwrap_or_else(|rejection| {
-            metrics::request(source, endpoint_label, rejection.reason());
-            tracing::warn!(
-                source = source.as_str(),
-                endpoint = endpoint_label,
-                reason = rejection.reason(),
-                "webhook rejected: {rejection}"
-            );
+            let reason = rejection.reason();
+            metrics::request(source, endpoint_label, reason);
+            if let Some(left_out) = self.rejection_log.admit(reason, Instant::now()) {
+                tracing::warn!(
+                    source = source.as_str(),
+                    endpoint = endpoint_label,
+                    reason,
+                    left_out,
+                    "webhook rejected: {rejection}"
+                );
+            }
             rejection.into_response()
         })
     }

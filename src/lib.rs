@@ -27,6 +27,7 @@ pub mod envelope;
 pub mod handlers;
 pub mod intake;
 pub mod metrics;
+mod rejection_log;
 pub mod send;
 pub mod server;
 pub mod shutdown;

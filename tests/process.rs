@@ -270,3 +270,67 @@ async fn sigterm_finishes_gracefully_and_logs_hide_secrets() {
     );
     assert!(text.contains("hookline stopped"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_rejections_is_counted_in_full_but_logged_once_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hookline.log");
+    let extra = [("HOOKLINE_LOG_FORMAT", "json".to_string())];
+    let mut process = spawn(&dir.path().join("data"), &extra, &log).await;
+    let client = reqwest::Client::new();
+    let body = fixture("chatbrick/store.created.example.json");
+    // Signed with another key: authentic-looking, but not ours.
+    let forged = svix_headers(SECRET_2, "msg_forged", now(), &body);
+    let started = std::time::Instant::now();
+    let flood = 300;
+    for _ in 0..flood {
+        let url = url(process.public, "/webhooks/chatbrick");
+        let (status, _, _) = post_json(&client, &url, &forged, body.clone()).await;
+        assert_eq!(status, 401);
+    }
+    let flood_took = started.elapsed();
+    // One more after a quiet second gets a line of its own, reporting what was left out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let url = url(process.public, "/webhooks/chatbrick");
+    assert_eq!(post_json(&client, &url, &forged, body).await.0, 401);
+    let metrics = client
+        .get(common::url(process.admin, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "hookline_requests_total{{source=\"chatbrick\",endpoint=\"default\",outcome=\"bad_signature\"}} {}",
+            flood + 1
+        )),
+        "every rejection is counted:\n{metrics}"
+    );
+    signal(&process.child, "TERM");
+    assert_eq!(exit_code(&mut process.child).await, Some(0));
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|json| json["reason"] == "bad_signature")
+        .collect();
+    let most = 2 + flood_took.as_secs() as usize;
+    assert!(
+        (2..=most).contains(&lines.len()),
+        "{} lines for {} rejections in {flood_took:?}:\n{text}",
+        lines.len(),
+        flood + 1
+    );
+    let reported: u64 = lines
+        .iter()
+        .map(|json| 1 + json["left_out"].as_u64().expect("left_out"))
+        .sum();
+    assert_eq!(
+        reported,
+        flood as u64 + 1,
+        "lines plus what they report left out"
+    );
+}

@@ -230,6 +230,7 @@ fn build_intake(
         dispatcher,
         unready_until: AtomicI64::new(0),
         stopping: AtomicBool::new(false),
+        rejection_log: Default::default(),
     })
 }
 

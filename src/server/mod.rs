@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -141,8 +141,8 @@ impl ServerBuilder {
             config.delivery.shutdown_grace,
         ));
         let intake = Arc::new(build_intake(&config, store.clone(), dispatcher.clone())?);
-        let public = bind(config.listen).await?;
-        let admin = bind(config.admin.listen).await?;
+        let public = bind(config.listen)?;
+        let admin = bind(config.admin.listen)?;
         Ok(Server::spawn(
             config, store, intake, dispatcher, public, admin,
         ))
@@ -287,10 +287,26 @@ fn livedesk_auth(config: &Config) -> Result<Option<LivedeskAuth>, ConfigError> {
     Ok(Some(LivedeskAuth { token, chatwoot }))
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
+/// Connections the kernel completes and queues before hookline accepts them (capped by
+/// `net.core.somaxconn`, 4096 on current kernels). tokio's own default is 1024: when more
+/// senders connect at once, say after a restart or under overload, the handshakes that do not
+/// fit are finished only when the kernel retransmits, a second later, and the first request on
+/// each of those connections waits that second.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let listen = || {
+        let socket = match addr {
+            SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        // As `TcpListener::bind` does: a restarted hookline can bind while old connections of
+        // its predecessor are in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().map_err(|source| StartError::Bind { addr, source })
 }
 
 /// A running hookline: both listeners, the dispatcher and the background tasks.
@@ -448,5 +464,52 @@ async fn prune_loop(store: Arc<dyn Store>, config: Config, mut shutdown: Shutdow
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Raises this process's open-file limit to at least `want` (or the hard limit).
+    fn allow_open_files(want: u64) {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid rlimit for the kernel to fill in and read.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+            if limit.rlim_cur < want {
+                limit.rlim_cur = want.min(limit.rlim_max);
+                assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+            }
+        }
+    }
+
+    /// With tokio's default backlog (1024) the kernel drops the handshakes past it until hookline
+    /// accepts, and those senders wait for a retransmit; with hookline's they are queued.
+    #[tokio::test]
+    async fn connections_beyond_tokios_default_backlog_are_queued_not_dropped() {
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(LISTEN_BACKLOG);
+        let queued = 1200;
+        assert!(
+            somaxconn.min(LISTEN_BACKLOG) > queued,
+            "net.core.somaxconn is {somaxconn}: raise it to run this test"
+        );
+        allow_open_files(queued as u64 + 100);
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Nobody accepts: every connection must complete in the kernel's queue.
+        let clients: Vec<std::net::TcpStream> = (0..queued)
+            .map(|n| {
+                std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+                    .unwrap_or_else(|e| panic!("connection {n} not queued: {e}"))
+            })
+            .collect();
+        assert_eq!(clients.len(), queued as usize);
     }
 }

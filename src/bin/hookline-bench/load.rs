@@ -186,22 +186,31 @@ impl PhaseStats {
         }
         self.rejected_latency_us.saturating_record(us);
         self.non_2xx += 1;
-        let described = if status == 503 && answer.retry_after {
+        if status == 503 && answer.retry_after {
             self.retry_later += 1;
-            "answered 503 with Retry-After".to_owned()
+            keep_first(&mut self.first_failure, || {
+                "answered 503 with Retry-After".into()
+            });
         } else {
-            let description = format!("answered {status}");
-            self.first_unexpected.get_or_insert(description.clone());
-            description
-        };
-        self.first_failure.get_or_insert(described);
+            let describe = || format!("answered {status}");
+            keep_first(&mut self.first_unexpected, describe);
+            keep_first(&mut self.first_failure, describe);
+        }
     }
 
     /// Records one transport failure.
     fn record_error(&mut self, error: String) {
         self.errors += 1;
-        self.first_unexpected.get_or_insert(error.clone());
-        self.first_failure.get_or_insert(error);
+        keep_first(&mut self.first_unexpected, || error.clone());
+        keep_first(&mut self.first_failure, || error);
+    }
+}
+
+/// Fills `slot` with a description unless it holds one already; the description is only built
+/// then, so that a run of thousands of refusals formats one string, not thousands.
+fn keep_first(slot: &mut Option<String>, describe: impl FnOnce() -> String) {
+    if slot.is_none() {
+        *slot = Some(describe());
     }
 }
 

@@ -35,7 +35,7 @@ pub async fn run(ctx: &Context, limit: usize) -> Result<OverloadResult, String> 
     let memory = rss::memory(pid).ok_or("hookline exited during the overload run")?;
     let text = intake::metrics_text(hookline.admin)
         .await
-        .unwrap_or_default();
+        .ok_or("cannot read hookline's /metrics after the overload run")?;
     let stored = intake::metric_sum(&text, "hookline_requests_total", "outcome=\"accepted\"");
     let refused = intake::metric_sum(&text, "hookline_requests_total", "outcome=\"overloaded\"");
     hookline.child.terminate(STOP_TIMEOUT).await?;

@@ -334,3 +334,75 @@ async fn a_flood_of_rejections_is_counted_in_full_but_logged_once_per_second() {
         "lines plus what they report left out"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_until_every_attempt_that_ran_is_recorded() {
+    let sink = Sink::start().await;
+    sink.slow_down(Duration::from_millis(200));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let forward = [
+        ("HOOKLINE_FORWARD_URL", sink.url()),
+        ("HOOKLINE_FORWARD_SECRET", FORWARD_SECRET.to_string()),
+    ];
+    let mut process = spawn(&data, &forward, &dir.path().join("hookline.log")).await;
+    let client = reqwest::Client::new();
+    let body = Arc::new(fixture("chatbrick/store.created.example.json"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let (client, body, addr) = (client.clone(), body.clone(), process.public);
+        tasks
+            .spawn(async move { send_chatbrick(&client, addr, &format!("msg_t{i}"), &body).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        assert_eq!(result.unwrap().0, 200);
+    }
+    // Stop while deliveries still run and another connection holds the write lock for a
+    // while, so that their records wait to be committed: nothing waits on those commits but
+    // shutdown, and the process must not exit before them.
+    let answering = sink.answering.clone();
+    eventually(Duration::from_secs(10), || {
+        let busy = answering.load(Ordering::SeqCst) > 0;
+        async move { busy.then_some(()) }
+    })
+    .await;
+    let db = hookline::store::SqliteStore::db_path(&data);
+    let locker = {
+        let db = db.clone();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let locker = std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            conn.execute_batch("ROLLBACK").unwrap();
+        });
+        locked_rx.recv().unwrap();
+        locker
+    };
+    signal(&process.child, "TERM");
+    assert_eq!(exit_code(&mut process.child).await, Some(0));
+    locker.join().unwrap();
+
+    let at_sink: HashSet<String> = sink
+        .received()
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let count = |state: &str| -> usize {
+        conn.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE handler = 'forward' AND state = ?1",
+            [state],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        count("inflight"),
+        0,
+        "an attempt that ran was left unrecorded"
+    );
+    assert_eq!(count("delivered"), at_sink.len());
+    assert_eq!(count("delivered") + count("pending"), 300);
+}

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -173,6 +174,10 @@ pub struct Sink {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// The status it answers with now.
     pub status: Arc<Mutex<u16>>,
+    /// How long it takes to answer.
+    pub delay: Arc<Mutex<Duration>>,
+    /// Requests it is answering right now.
+    pub answering: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Sink {
@@ -183,6 +188,8 @@ impl Sink {
             addr: listener.local_addr().unwrap(),
             received: Arc::default(),
             status: Arc::new(Mutex::new(200)),
+            delay: Arc::default(),
+            answering: Arc::default(),
         };
         let app = Router::new()
             .route("/in", post(record))
@@ -199,6 +206,11 @@ impl Sink {
     /// Sets the status it answers with.
     pub fn answer(&self, status: u16) {
         *self.status.lock().unwrap() = status;
+    }
+
+    /// Makes it take `delay` before each answer.
+    pub fn slow_down(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     /// What it received so far.
@@ -223,6 +235,10 @@ impl Sink {
 }
 
 async fn record(State(sink): State<Sink>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let delay = *sink.delay.lock().unwrap();
+    sink.answering.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(delay).await;
+    sink.answering.fetch_sub(1, Ordering::SeqCst);
     let status = *sink.status.lock().unwrap();
     if (200..300).contains(&status) {
         sink.received

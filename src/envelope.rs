@@ -215,8 +215,10 @@ pub struct Envelope {
     pub decode_error: Option<String>,
     /// The exact bytes the provider sent.
     pub body: Bytes,
-    /// The typed event, decoded once on first use.
-    event: OnceLock<TypedEvent>,
+    /// The typed event, decoded once on first use. Boxed: the largest liveDesk event is ~2 KB,
+    /// and an envelope moves through several futures on its way to the store; inline, every
+    /// such move copied the whole event (and the request's future grew by as much).
+    event: OnceLock<Box<TypedEvent>>,
 }
 
 impl Envelope {
@@ -228,7 +230,7 @@ impl Envelope {
         received_at: DateTime<Utc>,
         body: Bytes,
     ) -> Envelope {
-        let event = TypedEvent::decode(source, &body);
+        let event = Box::new(TypedEvent::decode(source, &body));
         let event_type = event_type_of(source, &event, &body);
         Envelope {
             id: event_id(source, &provider_id),
@@ -269,7 +271,7 @@ impl Envelope {
     /// The body decoded into the provider's types (or the decode error).
     pub fn event(&self) -> &TypedEvent {
         self.event
-            .get_or_init(|| TypedEvent::decode(self.source, &self.body))
+            .get_or_init(|| Box::new(TypedEvent::decode(self.source, &self.body)))
     }
 }
 
@@ -296,6 +298,18 @@ mod tests {
         assert_ne!(
             event_id(Source::Chatbrick, "a/b"),
             event_id(Source::Chatbrick, "a/c")
+        );
+    }
+
+    #[test]
+    fn an_envelope_is_small_whatever_event_it_carries() {
+        // It is moved through the request's futures, into an `Arc`, into store jobs: the
+        // decoded event (up to ~2 KB) stays behind a pointer.
+        assert!(std::mem::size_of::<TypedEvent>() > 1024);
+        assert!(
+            std::mem::size_of::<Envelope>() <= 256,
+            "{}",
+            std::mem::size_of::<Envelope>()
         );
     }
 

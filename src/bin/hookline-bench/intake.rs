@@ -25,8 +25,8 @@ const CATCH_UP_POLL: Duration = Duration::from_millis(100);
 /// Resident-size sampling interval under load.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 
-/// Runs the load against the baseline server.
-pub async fn baseline(ctx: &Context) -> Result<TargetResult, String> {
+/// Runs the load against the baseline server (`nth` round: names its log and message ids).
+pub async fn baseline(ctx: &Context, nth: usize) -> Result<TargetResult, String> {
     let addr = child::free_port()?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate myself: {e}"))?;
     let mut server = ChildProc::spawn(Spawn {
@@ -35,22 +35,24 @@ pub async fn baseline(ctx: &Context) -> Result<TargetResult, String> {
         args: &["--baseline-server".into(), addr.port().to_string()],
         env: &[],
         core: ctx.server_core,
-        log: ctx.scratch.path.join("baseline.log"),
+        log: ctx.scratch.path.join(format!("baseline-{nth}.log")),
     })?;
     server.wait_ready(addr, "/readyz", READY_TIMEOUT).await?;
-    let requests = Arc::new(ctx.prepare("base"));
+    let requests = Arc::new(ctx.prepare(&format!("base{nth}")));
     let result = measure(ctx, "baseline (axum, 204)", &mut server, addr, &requests).await?;
     server.terminate(STOP_TIMEOUT).await?;
     Ok(result)
 }
 
-/// Runs the load against hookline: durable acknowledgement, default routes.
-pub async fn hookline(ctx: &Context) -> Result<TargetResult, String> {
-    let data = ctx.scratch.path.join("intake");
-    let mut hookline = Hookline::start(ctx, &data, None, None, "hookline-intake.log").await?;
+/// Runs the load against hookline: durable acknowledgement, default routes, a fresh data dir
+/// (`nth` round: names it, its log and the message ids).
+pub async fn hookline(ctx: &Context, nth: usize) -> Result<TargetResult, String> {
+    let data = ctx.scratch.path.join(format!("intake-{nth}"));
+    let log = format!("hookline-intake-{nth}.log");
+    let mut hookline = Hookline::start(ctx, &data, None, None, &log).await?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let idle = rss::memory(hookline.child.pid()).ok_or("hookline exited before the load")?;
-    let requests = Arc::new(ctx.prepare("intake"));
+    let requests = Arc::new(ctx.prepare(&format!("intake{nth}")));
     let name = "hookline (durable)";
     let mut result = measure(ctx, name, &mut hookline.child, hookline.public, &requests).await?;
     result.idle_rss_mb = Some(round(rss::kb_to_mb(idle.rss_kb), 1));

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo build --release --features bench     # builds target/release/{hookline,hookline-bench}
-//! target/release/hookline-bench --pin --requests 200000 --connections 64 --out bench/results.json
+//! target/release/hookline-bench --pin --requests 200000 --connections 64 --rounds 3 --out bench/results.json
 //! ```
 //!
 //! The servers run as child processes (`hookline serve` configured by environment, and this
@@ -69,6 +69,10 @@ struct Args {
     /// connections; 0 skips the overload run.
     #[arg(long, default_value_t = 64)]
     overload_limit: usize,
+    /// Measure the baseline and hookline this many times in turn and report the round with the
+    /// median ratio (every round is in the JSON): one run's ratio moves with the machine's noise.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// Skip the baseline run.
     #[arg(long)]
     skip_baseline: bool,
@@ -213,6 +217,7 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         config: run_config(&args, &ctx, cpus, pin),
         baseline: None,
         hookline: None,
+        rounds: Vec::new(),
         ratio_requests_per_s: None,
         delivery: None,
         overload: None,
@@ -224,14 +229,7 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         report.hookline = Some(intake::attached(&ctx, addr).await?);
         return finish(report, args.out.as_deref());
     }
-    if !args.skip_baseline {
-        progress("baseline: minimal axum endpoint answering 204");
-        report.baseline = Some(intake::baseline(&ctx).await?);
-    }
-    if !args.skip_intake {
-        progress("hookline: durable acknowledgement (synchronous=FULL, default routes)");
-        report.hookline = Some(intake::hookline(&ctx).await?);
-    }
+    intake_rounds(&args, &ctx, &mut report).await?;
     if args.overload_limit > 0 {
         progress(&format!(
             "overload: hookline limited to {} requests at once, {} connections",
@@ -251,6 +249,38 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
     finish(report, args.out.as_deref())
 }
 
+/// The baseline and hookline runs, `--rounds` times in turn (each hookline round on a fresh
+/// data dir, removed afterwards unless `--keep-data`).
+async fn intake_rounds(args: &Args, ctx: &Context, report: &mut Report) -> Result<(), String> {
+    let mut rounds = Vec::new();
+    for round in 0..args.rounds {
+        let of = format!("round {} of {}: ", round + 1, args.rounds);
+        let of = if args.rounds > 1 { of.as_str() } else { "" };
+        if !args.skip_baseline {
+            progress(&format!(
+                "{of}baseline: minimal axum endpoint answering 204"
+            ));
+            report.baseline = Some(intake::baseline(ctx, round).await?);
+        }
+        if !args.skip_intake {
+            progress(&format!(
+                "{of}hookline: durable acknowledgement (synchronous=FULL, default routes)"
+            ));
+            report.hookline = Some(intake::hookline(ctx, round).await?);
+            if !args.keep_data {
+                let _ = std::fs::remove_dir_all(ctx.scratch.path.join(format!("intake-{round}")));
+            }
+        }
+        if let (Some(baseline), Some(hookline)) = (&report.baseline, &report.hookline) {
+            rounds.push(report::Round::new(baseline.clone(), hookline.clone()));
+        }
+    }
+    if args.rounds > 1 {
+        report.keep_median_round(rounds);
+    }
+    Ok(())
+}
+
 /// Completes, prints and writes the report.
 fn finish(mut report: Report, out: Option<&std::path::Path>) -> Result<Report, String> {
     report.complete();
@@ -264,8 +294,11 @@ fn finish(mut report: Report, out: Option<&std::path::Path>) -> Result<Report, S
 
 /// Checks the arguments and gathers what the runs share.
 fn context(args: &Args, pin: bool) -> Result<Context, String> {
-    if args.connections == 0 || args.requests == 0 {
-        return Err("--connections and --requests must be at least 1".into());
+    if args.connections == 0 || args.requests == 0 || args.rounds == 0 {
+        return Err("--connections, --requests and --rounds must be at least 1".into());
+    }
+    if args.rounds > 1 && (args.skip_baseline || args.skip_intake) {
+        return Err("--rounds compares the baseline with hookline: skip neither".into());
     }
     if !(0.0..=50.0).contains(&args.warmup_percent) {
         return Err("--warmup-percent must be between 0 and 50".into());
@@ -305,6 +338,7 @@ fn run_config(args: &Args, ctx: &Context, cpus: usize, pin: bool) -> RunConfig {
         cpus,
         delivery_events: args.delivery_events,
         overload_limit: args.overload_limit,
+        rounds: args.rounds,
         synchronous: "full",
         hookline_version: env!("CARGO_PKG_VERSION"),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -262,6 +262,8 @@ pub struct RunConfig {
     pub delivery_events: usize,
     /// Request limit of the overload run (0 = skipped).
     pub overload_limit: usize,
+    /// Baseline-and-hookline rounds (`--rounds`).
+    pub rounds: usize,
     /// SQLite durability.
     pub synchronous: &'static str,
     /// hookline's version.
@@ -292,6 +294,10 @@ pub struct Report {
     pub baseline: Option<TargetResult>,
     /// hookline with durable acknowledgement.
     pub hookline: Option<TargetResult>,
+    /// Every round of a `--rounds` run, in order (empty for a single round); `baseline` and
+    /// `hookline` are then those of the round with the median ratio.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<Round>,
     /// hookline's requests/s divided by the baseline's.
     pub ratio_requests_per_s: Option<f64>,
     /// The delivery run.
@@ -305,7 +311,61 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
+/// One baseline-then-hookline round of a `--rounds` run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// hookline's requests/s divided by the baseline's in this round.
+    pub ratio: f64,
+    /// The baseline's result.
+    pub baseline: TargetResult,
+    /// hookline's result.
+    pub hookline: TargetResult,
+}
+
+impl Round {
+    /// A round and its ratio.
+    pub fn new(baseline: TargetResult, hookline: TargetResult) -> Round {
+        let ratio = if baseline.requests_per_s > 0.0 {
+            round(hookline.requests_per_s / baseline.requests_per_s, 3)
+        } else {
+            0.0
+        };
+        Round {
+            ratio,
+            baseline,
+            hookline,
+        }
+    }
+}
+
 impl Report {
+    /// Keeps every round and reports the one with the median ratio (the lower middle one for an
+    /// even count) as the run's baseline and hookline.
+    pub fn keep_median_round(&mut self, rounds: Vec<Round>) {
+        let mut order: Vec<usize> = (0..rounds.len()).collect();
+        order.sort_by(|&a, &b| rounds[a].ratio.total_cmp(&rounds[b].ratio));
+        if let Some(&median) = order.get(order.len().saturating_sub(1) / 2) {
+            self.baseline = Some(rounds[median].baseline.clone());
+            self.hookline = Some(rounds[median].hookline.clone());
+        }
+        self.rounds = rounds;
+    }
+
+    /// Every measured target: those of all rounds, or the single run's.
+    fn measured(&self) -> Vec<&TargetResult> {
+        if self.rounds.is_empty() {
+            [&self.baseline, &self.hookline]
+                .into_iter()
+                .flatten()
+                .collect()
+        } else {
+            self.rounds
+                .iter()
+                .flat_map(|r| [&r.baseline, &r.hookline])
+                .collect()
+        }
+    }
+
     /// Fills in the ratio and the target checks.
     pub fn complete(&mut self) {
         self.ratio_requests_per_s = match (&self.baseline, &self.hookline) {
@@ -380,7 +440,7 @@ impl Report {
     /// Why the run must exit non-zero: failed requests, an incomplete drain, lost events.
     pub fn failures(&self) -> Vec<String> {
         let mut failures = Vec::new();
-        for target in [&self.baseline, &self.hookline].into_iter().flatten() {
+        for target in self.measured() {
             if target.failed() > 0 {
                 failures.push(format!(
                     "{}: {} measured requests failed (first: {})",
@@ -390,8 +450,8 @@ impl Report {
                 ));
             }
         }
-        if let Some(h) = &self.hookline {
-            failures.extend(lost_events(h));
+        for target in self.measured() {
+            failures.extend(lost_events(target));
         }
         if let Some(d) = &self.delivery {
             failures.extend(delivery_failures(d));
@@ -422,6 +482,17 @@ impl Report {
         }
         if let Some(ratio) = self.ratio_requests_per_s {
             println!("ratio hookline/baseline (req/s): {ratio:.3}");
+        }
+        if !self.rounds.is_empty() {
+            let ratios: Vec<String> = self
+                .rounds
+                .iter()
+                .map(|r| format!("{:.3}", r.ratio))
+                .collect();
+            println!(
+                "ratio per round: {} (the table shows the median round)",
+                ratios.join(", ")
+            );
         }
         if let Some(h) = &self.hookline {
             print_hookline_extras(h);
@@ -692,12 +763,14 @@ mod tests {
                 cpus: 2,
                 delivery_events: 0,
                 overload_limit: 0,
+                rounds: 1,
                 synchronous: "full",
                 hookline_version: "test",
                 started_at: String::new(),
             },
             baseline: Some(baseline),
             hookline: Some(hookline),
+            rounds: Vec::new(),
             ratio_requests_per_s: None,
             delivery: None,
             overload: None,
@@ -756,6 +829,33 @@ mod tests {
         assert!(r.targets.iter().all(|c| c.met), "{:?}", r.targets);
         assert!(r.failures().is_empty());
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn rounds_report_the_median_ratio_and_fail_on_any_round() {
+        let round = |b: f64, h: f64, failed: u64| {
+            Round::new(target("baseline", b, 0), target("hookline", h, failed))
+        };
+        let mut r = report(target("baseline", 1.0, 0), target("hookline", 1.0, 0));
+        r.keep_median_round(vec![
+            round(1000.0, 300.0, 0),
+            round(1000.0, 100.0, 2),
+            round(1000.0, 200.0, 0),
+        ]);
+        r.complete();
+        assert_eq!(r.ratio_requests_per_s, Some(0.2), "the median round");
+        assert_eq!(r.hookline.as_ref().unwrap().requests_per_s, 200.0);
+        assert_eq!(r.rounds.len(), 3);
+        let failures = r.failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("2 measured requests failed"));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["rounds"][1]["ratio"], 0.1);
+
+        let mut even = report(target("baseline", 1.0, 0), target("hookline", 1.0, 0));
+        even.keep_median_round(vec![round(1000.0, 400.0, 0), round(1000.0, 300.0, 0)]);
+        even.complete();
+        assert_eq!(even.ratio_requests_per_s, Some(0.3), "the lower middle one");
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn installed() -> bool {
 }
 
 /// Metric handles by label values, made once. The `metrics` macros build a key with owned
-/// label strings and look it up in the recorder's registry on every call: ~3 % of the request
+/// label strings and look it up in the recorder's registry on every call: ~4 % of the request
 /// thread for the four or five metrics each webhook records. Keyed by the one free-form label
 /// (endpoint, event type or handler name; bounded, see the module doc) and a small fixed part
 /// (source and outcome), so that a lookup allocates nothing.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -177,7 +177,7 @@ pub struct Sink {
     /// How long it takes to answer.
     pub delay: Arc<Mutex<Duration>>,
     /// Requests it is answering right now.
-    pub answering: Arc<std::sync::atomic::AtomicUsize>,
+    pub answering: Arc<AtomicUsize>,
 }
 
 impl Sink {

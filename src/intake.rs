@@ -23,7 +23,7 @@ use crate::metrics;
 use crate::rejection_log::RejectionLog;
 use crate::signature::{Verifier, VerifyError};
 use crate::sources::livedesk::verify::{ChatwootVerifier, UrlToken};
-use crate::store::{Claimed, InsertOutcome, NewDelivery, Store};
+use crate::store::{Claimed, DeliveryStart, InsertOutcome, NewDelivery, NextStep, Store};
 
 /// Seconds a client is asked to wait before retrying after a 503.
 const RETRY_AFTER_SECS: u64 = 5;
@@ -220,19 +220,16 @@ impl Intake {
     /// Commits an authenticated event with its deliveries, then answers 200; or 503 when the
     /// store cannot commit, so that the sender retries.
     async fn accept(&self, envelope: Envelope) -> Result<Response, Rejection> {
+        // Every line of this request from here on, the access-log line included, names what it
+        // carried.
+        let span = tracing::Span::current();
+        span.record("source", envelope.source.as_str());
+        span.record("event_id", envelope.id.as_str());
         let mut deliveries = self.router.deliveries(&envelope);
-        // Where the handler has a free slot, the delivery is committed already claimed and
-        // handed over with the decoded envelope: no claim round trip, no second decode.
-        let reservations: Vec<Option<Reservation>> = deliveries
-            .iter_mut()
-            .map(|delivery| {
-                let reservation = self.dispatcher.reserve(&delivery.handler);
-                if reservation.is_some() {
-                    delivery.claimed_for = Some(self.dispatcher.lease());
-                }
-                reservation
-            })
-            .collect();
+        let mut reservations = Vec::with_capacity(deliveries.len());
+        for delivery in &mut deliveries {
+            reservations.push(self.prepare(delivery, &envelope).await);
+        }
         let started = Instant::now();
         let outcome = self.store.insert(&envelope, deliveries.clone()).await;
         metrics::commit_latency(started.elapsed());
@@ -256,8 +253,30 @@ impl Intake {
         }
     }
 
+    /// Decides the state a delivery is committed in. A handler that runs at intake runs now,
+    /// and its delivery is committed as done. Otherwise, where the handler has a free slot, the
+    /// delivery is committed already claimed and handed over with the decoded envelope (no
+    /// claim round trip, no second decode), and the slot's reservation is returned.
+    async fn prepare(
+        &self,
+        delivery: &mut NewDelivery,
+        envelope: &Envelope,
+    ) -> Option<Reservation> {
+        if let Some(success) = self
+            .dispatcher
+            .run_at_intake(&delivery.handler, envelope)
+            .await
+        {
+            delivery.start = DeliveryStart::Delivered(success);
+            return None;
+        }
+        let reservation = self.dispatcher.reserve(&delivery.handler)?;
+        delivery.start = DeliveryStart::Claimed(self.dispatcher.lease());
+        Some(reservation)
+    }
+
     /// Hands committed deliveries over to dispatch: directly where a slot was reserved,
-    /// otherwise by waking the handler's worker.
+    /// otherwise by waking the handler's worker; those done at intake are only counted.
     fn dispatch(
         &self,
         envelope: Envelope,
@@ -270,8 +289,11 @@ impl Intake {
         for ((delivery, delivery_id), reservation) in
             deliveries.into_iter().zip(delivery_ids).zip(reservations)
         {
-            match reservation {
-                Some(reservation) => self.dispatcher.hand_over(
+            match (reservation, delivery.start) {
+                (_, DeliveryStart::Delivered(success)) => {
+                    metrics::attempt(&delivery.handler, NextStep::Delivered, success.duration)
+                }
+                (Some(reservation), _) => self.dispatcher.hand_over(
                     reservation,
                     Claimed {
                         delivery_id,
@@ -281,16 +303,12 @@ impl Intake {
                         envelope: envelope.clone(),
                     },
                 ),
-                None => self.dispatcher.wake(&delivery.handler),
+                (None, _) => self.dispatcher.wake(&delivery.handler),
             }
         }
     }
 
     fn acknowledged(&self, envelope: &Envelope, outcome: &InsertOutcome) -> Response {
-        // The access-log line of this request then names what it carried.
-        let span = tracing::Span::current();
-        span.record("source", envelope.source.as_str());
-        span.record("event_id", envelope.id.as_str());
         let status = match outcome {
             InsertOutcome::Stored { .. } => {
                 metrics::event(envelope.source, &envelope.event_type);

@@ -1,5 +1,6 @@
 //! Dispatch over real HTTP: forwarding to a local sink exactly once, signed; retries through an
-//! outage; dead letters and replay; store failures answered with 503.
+//! outage; dead letters and replay; store failures answered with 503; handlers that run at
+//! intake.
 
 mod common;
 
@@ -8,6 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use hookline::config::RouteConfig;
+use hookline::envelope::Envelope;
+use hookline::handlers::{Handler, HandlerError};
+use hookline::server::ServerBuilder;
 use hookline::signature::{Key, Verifier};
 
 /// A configuration that forwards every event to `sink`, retrying quickly.
@@ -412,6 +416,148 @@ async fn a_recovered_target_gets_its_waiting_retries_at_once() {
         .map(|r| r.headers["webhook-id"].to_str().unwrap())
         .collect();
     assert!(ids.contains(&first.as_str()), "{ids:?}");
+    server.shutdown();
+    server.wait().await;
+}
+
+/// The outcome of each attempt of the default `log` delivery: `(outcome, attempts, state)`.
+fn log_delivery(detail: &serde_json::Value) -> (Vec<String>, i64, String) {
+    let delivery = &detail["deliveries"][0];
+    let outcomes = delivery["history"]
+        .as_array()
+        .map(|history| {
+            history
+                .iter()
+                .map(|a| a["outcome"].as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        outcomes,
+        delivery["attempts"].as_i64().unwrap_or(-1),
+        delivery["state"].as_str().unwrap_or("?").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_log_delivery_is_done_when_the_event_is_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let body = fixture("chatbrick/store.created.example.json");
+    let (status, json) = send_chatbrick(&client, server.public_addr(), "msg_logged", &body).await;
+    assert_eq!((status, json["status"].as_str()), (200, Some("accepted")));
+    let id = json["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/events/{id}");
+
+    // No waiting: the delivery was committed as done together with the event.
+    let detail = admin_get(&client, &server, &path).await;
+    assert_eq!(
+        detail["deliveries"].as_array().unwrap().len(),
+        1,
+        "{detail}"
+    );
+    assert_eq!(detail["deliveries"][0]["handler"], "log");
+    assert_eq!(
+        log_delivery(&detail),
+        (vec!["delivered".to_owned()], 1, "delivered".to_owned())
+    );
+    assert_eq!(detail["status"], "delivered", "{detail}");
+
+    // The provider sending it again is a duplicate: no second delivery.
+    let (status, json) = send_chatbrick(&client, server.public_addr(), "msg_logged", &body).await;
+    assert_eq!((status, json["status"].as_str()), (200, Some("duplicate")));
+    let detail = admin_get(&client, &server, &path).await;
+    assert_eq!(
+        detail["deliveries"].as_array().unwrap().len(),
+        1,
+        "{detail}"
+    );
+
+    // A replay goes through dispatch, and the history keeps both attempts.
+    let delivery_id = detail["deliveries"][0]["id"].as_i64().unwrap();
+    let replayed = admin_post(
+        &client,
+        &server,
+        &format!("/api/deliveries/{delivery_id}/replay"),
+    )
+    .await;
+    assert_eq!(replayed["replayed"], 1);
+    let replayed = eventually(Duration::from_secs(5), || {
+        let (client, server, path) = (&client, &server, &path);
+        async move {
+            let delivery = log_delivery(&admin_get(client, server, path).await);
+            (delivery.2 == "delivered").then_some(delivery)
+        }
+    })
+    .await;
+    assert_eq!(
+        replayed,
+        (
+            vec!["delivered".to_owned(), "delivered".to_owned()],
+            1,
+            "delivered".to_owned()
+        )
+    );
+    server.shutdown();
+    server.wait().await;
+}
+
+/// A handler that runs at intake and fails its first call.
+struct FailsOnceAtIntake {
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Handler for FailsOnceAtIntake {
+    async fn handle(&self, _event: &Envelope) -> Result<(), HandlerError> {
+        match self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Err(HandlerError::retryable("not yet")),
+            _ => Ok(()),
+        }
+    }
+
+    fn runs_at_intake(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_fails_at_intake_is_retried_by_dispatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handler = FailsOnceAtIntake {
+        calls: calls.clone(),
+    };
+    let server = ServerBuilder::new(config(dir.path()))
+        .handler("flaky", handler, 4)
+        .route(RouteConfig::everything("flaky"))
+        .start()
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let body = fixture("chatbrick/store.created.example.json");
+    let (status, json) = send_chatbrick(&client, server.public_addr(), "msg_flaky", &body).await;
+    assert_eq!(status, 200);
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "ran before the answer"
+    );
+    let path = format!("/api/events/{}", json["id"].as_str().unwrap());
+    let delivered = eventually(Duration::from_secs(5), || {
+        let (client, server, path) = (&client, &server, &path);
+        async move {
+            let delivery = log_delivery(&admin_get(client, server, path).await);
+            (delivery.2 == "delivered").then_some(delivery)
+        }
+    })
+    .await;
+    // The failure at intake is not an attempt of the delivery; dispatch's success is.
+    assert_eq!(
+        delivered,
+        (vec!["delivered".to_owned()], 1, "delivered".to_owned())
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     server.shutdown();
     server.wait().await;
 }

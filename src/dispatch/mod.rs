@@ -15,10 +15,11 @@ use chrono::Utc;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::envelope::Envelope;
 use crate::handlers::{Handler, HandlerError};
 use crate::metrics;
 use crate::shutdown::Shutdown;
-use crate::store::{AttemptRecord, Claimed, NextStep, Store};
+use crate::store::{AttemptRecord, Claimed, NextStep, Store, SuccessRecord};
 
 pub use retry::RetryPolicy;
 pub use routes::Router;
@@ -237,6 +238,32 @@ impl Dispatcher {
             slot: slot.clone(),
             permit,
         })
+    }
+
+    /// Runs `handler` on an event that intake is about to commit, if it is one that
+    /// [runs at intake](Handler::runs_at_intake): its delivery is then committed as done by the
+    /// returned attempt (counted in the metrics by intake once it is committed). `None` when it is not such a handler, or when it failed (logged here;
+    /// the delivery is then committed as usual and dispatch tries again).
+    pub async fn run_at_intake(&self, handler: &str, envelope: &Envelope) -> Option<SuccessRecord> {
+        let slot = self.slots.get(handler)?;
+        if !slot.handler.runs_at_intake() {
+            return None;
+        }
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let result = slot.handler.handle(envelope).await;
+        let duration = clock.elapsed();
+        match result {
+            Ok(()) => Some(SuccessRecord {
+                started_at,
+                duration,
+            }),
+            Err(error) => {
+                tracing::warn!(handler, event_id = %envelope.id, error = %error.message,
+                    "handler failed at intake; its delivery goes to dispatch");
+                None
+            }
+        }
     }
 
     /// Starts a committed delivery that was created already claimed with a reservation's slot.

@@ -5,7 +5,7 @@ use wildmatch::WildMatch;
 
 use crate::config::RouteConfig;
 use crate::envelope::{Envelope, Source};
-use crate::store::NewDelivery;
+use crate::store::{DeliveryStart, NewDelivery};
 
 /// One compiled route.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ impl Router {
             .map(|route| NewDelivery {
                 route: route.name.clone(),
                 handler: route.handler.clone(),
-                claimed_for: None,
+                start: DeliveryStart::Pending,
             })
             .collect()
     }

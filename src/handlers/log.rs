@@ -46,6 +46,11 @@ impl Handler for LogHandler {
         );
         Ok(())
     }
+
+    /// A line is written in microseconds, or not at all when its level is off.
+    fn runs_at_intake(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

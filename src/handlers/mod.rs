@@ -21,6 +21,19 @@ pub trait Handler: Send + Sync + 'static {
     /// Handles one event. `Ok` marks the delivery done; an error is retried or dead-lettered
     /// according to [`HandlerError::retryable`].
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError>;
+
+    /// Whether intake may run this handler itself, while it handles the request and before it
+    /// commits the event, and commit the delivery as already done: for handlers that finish in
+    /// microseconds, wait for nothing and practically never fail (the `log` handler). It spares
+    /// such a delivery the queue, its claim and a second write; its at-least-once guarantee
+    /// holds because the provider sends again whatever was not acknowledged. The price: the
+    /// handler also sees an event the provider sends again after it was stored (a duplicate,
+    /// which is not delivered otherwise) and one whose commit then fails (answered 503). If it
+    /// fails at intake, its delivery is committed as usual and dispatch retries it. Replays
+    /// always go through dispatch.
+    fn runs_at_intake(&self) -> bool {
+        false
+    }
 }
 
 /// Why a handler failed, and whether trying again can help.

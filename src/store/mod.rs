@@ -61,9 +61,31 @@ pub struct NewDelivery {
     pub route: String,
     /// Handler name.
     pub handler: String,
-    /// Create it already claimed (in flight, with this lease) because intake reserved a worker
-    /// slot and will hand it over directly; `None` creates it pending, for a worker to claim.
-    pub claimed_for: Option<Duration>,
+    /// The state it is created in.
+    pub start: DeliveryStart,
+}
+
+/// The state a new delivery is created in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStart {
+    /// Pending, for the handler's worker to claim.
+    Pending,
+    /// Already claimed, in flight with this lease: intake reserved a slot of the handler and
+    /// hands the delivery over directly once it is committed.
+    Claimed(Duration),
+    /// Already delivered by this attempt, which a handler that runs at intake (see
+    /// [`Handler::runs_at_intake`](crate::handlers::Handler::runs_at_intake)) made before the
+    /// commit.
+    Delivered(SuccessRecord),
+}
+
+/// A successful attempt, as kept in its delivery's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuccessRecord {
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took.
+    pub duration: Duration,
 }
 
 /// A delivery a worker has claimed: run it, then [`Store::finish`] it.

@@ -20,8 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::wal_sync::{Completion, WalSync};
 use super::{
-    AttemptInfo, AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter,
-    EventSummary, InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
+    AttemptInfo, AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, DeliveryStart, EventDetail,
+    EventFilter, EventSummary, InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
 };
 use crate::config::Synchronous;
 use crate::envelope::{Envelope, Source};
@@ -496,15 +496,20 @@ fn insert_event(
     let seq = tx.last_insert_rowid();
     let now = now_ms();
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until, since)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6)",
+        "INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until, since,
+             success_started_at, success_duration_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9)",
     )?;
     let mut delivery_ids = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        // A delivery handed over directly starts as its first attempt, exactly as a claim would.
-        let (state, attempts, lease_until) = match delivery.claimed_for {
-            Some(lease) => ("inflight", 1, Some(now + lease.as_millis() as i64)),
-            None => ("pending", 0, None),
+        // A delivery handed over directly starts as its first attempt, exactly as a claim would;
+        // one done at intake is written as finished by that attempt, exactly as its record would.
+        let (state, attempts, lease_until, success) = match delivery.start {
+            DeliveryStart::Pending => ("pending", 0, None, None),
+            DeliveryStart::Claimed(lease) => {
+                ("inflight", 1, Some(now + lease.as_millis() as i64), None)
+            }
+            DeliveryStart::Delivered(success) => ("delivered", 1, None, Some(success)),
         };
         stmt.execute(params![
             seq,
@@ -513,7 +518,9 @@ fn insert_event(
             state,
             attempts,
             now,
-            lease_until
+            lease_until,
+            success.map(|s| s.started_at.timestamp_millis()),
+            success.map(|s| s.duration.as_millis() as i64),
         ])?;
         delivery_ids.push(tx.last_insert_rowid());
     }
@@ -1137,7 +1144,7 @@ mod tests {
         vec![NewDelivery {
             route: handler.into(),
             handler: handler.into(),
-            claimed_for: None,
+            start: DeliveryStart::Pending,
         }]
     }
 

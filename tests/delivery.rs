@@ -11,7 +11,7 @@ use common::*;
 use hookline::config::RouteConfig;
 use hookline::envelope::Envelope;
 use hookline::handlers::{Handler, HandlerError};
-use hookline::server::ServerBuilder;
+use hookline::server::{Server, ServerBuilder};
 use hookline::signature::{Key, Verifier};
 
 /// A configuration that forwards every event to `sink`, retrying quickly.
@@ -420,8 +420,8 @@ async fn a_recovered_target_gets_its_waiting_retries_at_once() {
     server.wait().await;
 }
 
-/// The outcome of each attempt of the default `log` delivery: `(outcome, attempts, state)`.
-fn log_delivery(detail: &serde_json::Value) -> (Vec<String>, i64, String) {
+/// The event's first delivery: the outcome of each attempt, its attempt count and its state.
+fn first_delivery(detail: &serde_json::Value) -> (Vec<String>, i64, String) {
     let delivery = &detail["deliveries"][0];
     let outcomes = delivery["history"]
         .as_array()
@@ -437,6 +437,19 @@ fn log_delivery(detail: &serde_json::Value) -> (Vec<String>, i64, String) {
         delivery["attempts"].as_i64().unwrap_or(-1),
         delivery["state"].as_str().unwrap_or("?").to_owned(),
     )
+}
+
+/// Waits until the first delivery of the event at `path` (admin API) is delivered.
+async fn once_delivered(
+    client: &reqwest::Client,
+    server: &Server,
+    path: &str,
+) -> (Vec<String>, i64, String) {
+    eventually(Duration::from_secs(5), || async move {
+        let delivery = first_delivery(&admin_get(client, server, path).await);
+        (delivery.2 == "delivered").then_some(delivery)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -459,7 +472,7 @@ async fn the_log_delivery_is_done_when_the_event_is_acknowledged() {
     );
     assert_eq!(detail["deliveries"][0]["handler"], "log");
     assert_eq!(
-        log_delivery(&detail),
+        first_delivery(&detail),
         (vec!["delivered".to_owned()], 1, "delivered".to_owned())
     );
     assert_eq!(detail["status"], "delivered", "{detail}");
@@ -483,14 +496,7 @@ async fn the_log_delivery_is_done_when_the_event_is_acknowledged() {
     )
     .await;
     assert_eq!(replayed["replayed"], 1);
-    let replayed = eventually(Duration::from_secs(5), || {
-        let (client, server, path) = (&client, &server, &path);
-        async move {
-            let delivery = log_delivery(&admin_get(client, server, path).await);
-            (delivery.2 == "delivered").then_some(delivery)
-        }
-    })
-    .await;
+    let replayed = once_delivered(&client, &server, &path).await;
     assert_eq!(
         replayed,
         (
@@ -544,14 +550,7 @@ async fn a_handler_that_fails_at_intake_is_retried_by_dispatch() {
         "ran before the answer"
     );
     let path = format!("/api/events/{}", json["id"].as_str().unwrap());
-    let delivered = eventually(Duration::from_secs(5), || {
-        let (client, server, path) = (&client, &server, &path);
-        async move {
-            let delivery = log_delivery(&admin_get(client, server, path).await);
-            (delivery.2 == "delivered").then_some(delivery)
-        }
-    })
-    .await;
+    let delivered = once_delivered(&client, &server, &path).await;
     // The failure at intake is not an attempt of the delivery; dispatch's success is.
     assert_eq!(
         delivered,

@@ -242,8 +242,9 @@ impl Dispatcher {
 
     /// Runs `handler` on an event that intake is about to commit, if it is one that
     /// [runs at intake](Handler::runs_at_intake): its delivery is then committed as done by the
-    /// returned attempt (counted in the metrics by intake once it is committed). `None` when it is not such a handler, or when it failed (logged here;
-    /// the delivery is then committed as usual and dispatch tries again).
+    /// returned attempt (which intake counts in the metrics once it is committed). `None` when
+    /// it is not such a handler, or when it failed (logged here; the delivery is then committed
+    /// as usual and dispatch tries again).
     pub async fn run_at_intake(&self, handler: &str, envelope: &Envelope) -> Option<SuccessRecord> {
         let slot = self.slots.get(handler)?;
         if !slot.handler.runs_at_intake() {

@@ -1383,6 +1383,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_delivery_done_at_intake_is_committed_delivered_with_its_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let e = envelope("m1", Age::zero());
+        let started_at = Utc.timestamp_millis_opt(1_700_000_000_123).unwrap();
+        let done = NewDelivery {
+            route: "log".into(),
+            handler: "log".into(),
+            start: DeliveryStart::Delivered(crate::store::SuccessRecord {
+                started_at,
+                duration: Duration::from_millis(3),
+            }),
+        };
+        store.insert(&e, vec![done]).await.unwrap();
+
+        let detail = store.event(&e.id).await.unwrap().unwrap();
+        assert_eq!(detail.summary.status, "delivered");
+        let delivery = &detail.deliveries[0];
+        assert_eq!(
+            (delivery.state.as_str(), delivery.attempts),
+            ("delivered", 1)
+        );
+        assert_eq!(delivery.history.len(), 1);
+        let attempt = &delivery.history[0];
+        assert_eq!(
+            (
+                attempt.outcome.as_str(),
+                attempt.started_at,
+                attempt.duration_ms
+            ),
+            ("delivered", started_at, 3)
+        );
+        assert_eq!(attempt_rows(dir.path()), 0, "kept in the delivery's row");
+        assert_eq!(store.counts().await.unwrap(), DeliveryCounts::default());
+        let due = store
+            .claim("log", 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(due.is_empty(), "nothing left to claim");
+    }
+
+    #[tokio::test]
     async fn a_success_is_kept_in_its_delivery_and_shown_last_in_the_history() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());

@@ -509,15 +509,17 @@ async fn the_log_delivery_is_done_when_the_event_is_acknowledged() {
     server.wait().await;
 }
 
-/// A handler that runs at intake and fails its first call.
+/// A handler that runs at intake and fails its first call, with an error or a panic.
 struct FailsOnceAtIntake {
     calls: Arc<std::sync::atomic::AtomicUsize>,
+    panics: bool,
 }
 
 #[async_trait::async_trait]
 impl Handler for FailsOnceAtIntake {
     async fn handle(&self, _event: &Envelope) -> Result<(), HandlerError> {
         match self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 if self.panics => panic!("a bug in the handler"),
             0 => Err(HandlerError::retryable("not yet")),
             _ => Ok(()),
         }
@@ -529,34 +531,38 @@ impl Handler for FailsOnceAtIntake {
 }
 
 #[tokio::test]
-async fn a_handler_that_fails_at_intake_is_retried_by_dispatch() {
-    let dir = tempfile::tempdir().unwrap();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let handler = FailsOnceAtIntake {
-        calls: calls.clone(),
-    };
-    let server = ServerBuilder::new(config(dir.path()))
-        .handler("flaky", handler, 4)
-        .route(RouteConfig::everything("flaky"))
-        .start()
-        .await
-        .unwrap();
-    let client = reqwest::Client::new();
-    let body = fixture("chatbrick/store.created.example.json");
-    let (status, json) = send_chatbrick(&client, server.public_addr(), "msg_flaky", &body).await;
-    assert_eq!(status, 200);
-    assert!(
-        calls.load(std::sync::atomic::Ordering::SeqCst) >= 1,
-        "ran before the answer"
-    );
-    let path = format!("/api/events/{}", json["id"].as_str().unwrap());
-    let delivered = once_delivered(&client, &server, &path).await;
-    // The failure at intake is not an attempt of the delivery; dispatch's success is.
-    assert_eq!(
-        delivered,
-        (vec!["delivered".to_owned()], 1, "delivered".to_owned())
-    );
-    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
-    server.shutdown();
-    server.wait().await;
+async fn a_handler_that_fails_or_panics_at_intake_is_retried_by_dispatch() {
+    for panics in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let handler = FailsOnceAtIntake {
+            calls: calls.clone(),
+            panics,
+        };
+        let server = ServerBuilder::new(config(dir.path()))
+            .handler("flaky", handler, 4)
+            .route(RouteConfig::everything("flaky"))
+            .start()
+            .await
+            .unwrap();
+        let client = reqwest::Client::new();
+        let body = fixture("chatbrick/store.created.example.json");
+        let (status, json) =
+            send_chatbrick(&client, server.public_addr(), "msg_flaky", &body).await;
+        assert_eq!(status, 200, "panics: {panics}");
+        assert!(
+            calls.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+            "ran before the answer"
+        );
+        let path = format!("/api/events/{}", json["id"].as_str().unwrap());
+        let delivered = once_delivered(&client, &server, &path).await;
+        // The failure at intake is not an attempt of the delivery; dispatch's success is.
+        assert_eq!(
+            delivered,
+            (vec!["delivered".to_owned()], 1, "delivered".to_owned())
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        server.shutdown();
+        server.wait().await;
+    }
 }

@@ -7,11 +7,13 @@ pub mod retry;
 pub mod routes;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -244,7 +246,8 @@ impl Dispatcher {
     /// [runs at intake](Handler::runs_at_intake): its delivery is then committed as done by the
     /// returned attempt (which intake counts in the metrics once it is committed). `None` when
     /// it is not such a handler, or when it failed (logged here; the delivery is then committed
-    /// as usual and dispatch tries again).
+    /// as usual and dispatch tries again). A handler that panics has failed: the request that
+    /// carries the event must still be answered, and the event stored.
     pub async fn run_at_intake(&self, handler: &str, envelope: &Envelope) -> Option<SuccessRecord> {
         let slot = self.slots.get(handler)?;
         if !slot.handler.runs_at_intake() {
@@ -252,7 +255,10 @@ impl Dispatcher {
         }
         let started_at = Utc::now();
         let clock = Instant::now();
-        let result = slot.handler.handle(envelope).await;
+        let result = AssertUnwindSafe(slot.handler.handle(envelope))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(HandlerError::retryable("the handler panicked")));
         let duration = clock.elapsed();
         match result {
             Ok(()) => Some(SuccessRecord {

@@ -29,8 +29,8 @@ pub trait Handler: Send + Sync + 'static {
     /// holds because the provider sends again whatever was not acknowledged. The price: the
     /// handler also sees an event the provider sends again after it was stored (a duplicate,
     /// which is not delivered otherwise) and one whose commit then fails (answered 503). If it
-    /// fails at intake, its delivery is committed as usual and dispatch retries it. Replays
-    /// always go through dispatch.
+    /// fails or panics at intake, the event is still stored, its delivery is committed as usual
+    /// and dispatch retries it. Replays always go through dispatch.
     fn runs_at_intake(&self) -> bool {
         false
     }

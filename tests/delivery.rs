@@ -509,14 +509,15 @@ async fn the_log_delivery_is_done_when_the_event_is_acknowledged() {
     server.wait().await;
 }
 
-/// A handler that runs at intake and fails its first call, with an error or a panic.
-struct FailsOnceAtIntake {
+/// A handler that fails its first call, with an error or a panic; at intake or in dispatch.
+struct FailsOnce {
     calls: Arc<std::sync::atomic::AtomicUsize>,
     panics: bool,
+    at_intake: bool,
 }
 
 #[async_trait::async_trait]
-impl Handler for FailsOnceAtIntake {
+impl Handler for FailsOnce {
     async fn handle(&self, _event: &Envelope) -> Result<(), HandlerError> {
         match self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
             0 if self.panics => panic!("a bug in the handler"),
@@ -526,7 +527,7 @@ impl Handler for FailsOnceAtIntake {
     }
 
     fn runs_at_intake(&self) -> bool {
-        true
+        self.at_intake
     }
 }
 
@@ -535,9 +536,10 @@ async fn a_handler_that_fails_or_panics_at_intake_is_retried_by_dispatch() {
     for panics in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let handler = FailsOnceAtIntake {
+        let handler = FailsOnce {
             calls: calls.clone(),
             panics,
+            at_intake: true,
         };
         let server = ServerBuilder::new(config(dir.path()))
             .handler("flaky", handler, 4)
@@ -565,4 +567,43 @@ async fn a_handler_that_fails_or_panics_at_intake_is_retried_by_dispatch() {
         server.shutdown();
         server.wait().await;
     }
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_in_dispatch_is_retried_with_the_panic_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.delivery.initial_backoff = Duration::from_millis(100);
+    let handler = FailsOnce {
+        calls: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        panics: true,
+        at_intake: false,
+    };
+    let server = ServerBuilder::new(config)
+        .handler("buggy", handler, 4)
+        .route(RouteConfig::everything("buggy"))
+        .start()
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let body = fixture("chatbrick/store.created.example.json");
+    let (status, json) = send_chatbrick(&client, server.public_addr(), "msg_buggy", &body).await;
+    assert_eq!(status, 200);
+    let path = format!("/api/events/{}", json["id"].as_str().unwrap());
+    let delivered = once_delivered(&client, &server, &path).await;
+    assert_eq!(
+        delivered,
+        (
+            vec!["retry".to_owned(), "delivered".to_owned()],
+            2,
+            "delivered".to_owned()
+        )
+    );
+    let detail = admin_get(&client, &server, &path).await;
+    assert_eq!(
+        detail["deliveries"][0]["history"][0]["error"],
+        "the handler panicked"
+    );
+    server.shutdown();
+    server.wait().await;
 }

@@ -246,8 +246,8 @@ impl Dispatcher {
     /// [runs at intake](Handler::runs_at_intake): its delivery is then committed as done by the
     /// returned attempt (which intake counts in the metrics once it is committed). `None` when
     /// it is not such a handler, or when it failed (logged here; the delivery is then committed
-    /// as usual and dispatch tries again). A handler that panics has failed: the request that
-    /// carries the event must still be answered, and the event stored.
+    /// as usual and dispatch tries again). A handler that panics has failed (see [`guarded`]):
+    /// the request that carries the event must still be answered, and the event stored.
     pub async fn run_at_intake(&self, handler: &str, envelope: &Envelope) -> Option<SuccessRecord> {
         let slot = self.slots.get(handler)?;
         if !slot.handler.runs_at_intake() {
@@ -255,10 +255,7 @@ impl Dispatcher {
         }
         let started_at = Utc::now();
         let clock = Instant::now();
-        let result = AssertUnwindSafe(slot.handler.handle(envelope))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(HandlerError::retryable("the handler panicked")));
+        let result = guarded(slot.handler.as_ref(), envelope).await;
         let duration = clock.elapsed();
         match result {
             Ok(()) => Some(SuccessRecord {
@@ -303,15 +300,18 @@ impl Dispatcher {
     async fn attempt(&self, slot: &Slot, delivery: Claimed, permit: OwnedSemaphorePermit) {
         let started_at = Utc::now();
         let clock = Instant::now();
-        let result =
-            match tokio::time::timeout(self.timeout, slot.handler.handle(&delivery.envelope)).await
-            {
-                Ok(result) => result,
-                Err(_) => Err(HandlerError::retryable(format!(
-                    "timed out after {}",
-                    humantime::format_duration(self.timeout)
-                ))),
-            };
+        let result = match tokio::time::timeout(
+            self.timeout,
+            guarded(slot.handler.as_ref(), &delivery.envelope),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(HandlerError::retryable(format!(
+                "timed out after {}",
+                humantime::format_duration(self.timeout)
+            ))),
+        };
         let duration = clock.elapsed();
         drop(permit);
         let (next, record) = match result {
@@ -375,6 +375,15 @@ impl Dispatcher {
             slot.wake.notify_one();
         }
     }
+}
+
+/// Runs the handler; a panic in it is a failure like any other (retried, recorded), not the end
+/// of the task that runs it, which would leave its delivery in flight until the lease expires.
+async fn guarded(handler: &dyn Handler, event: &Envelope) -> Result<(), HandlerError> {
+    AssertUnwindSafe(handler.handle(event))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(HandlerError::retryable("the handler panicked")))
 }
 
 fn log_failure(handler: &str, delivery: &Claimed, error: &HandlerError, next: NextStep) {

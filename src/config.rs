@@ -187,7 +187,8 @@ pub enum HandlerConfig {
         /// Also log names and message content.
         #[serde(default)]
         include_personal: bool,
-        /// Deliveries at once.
+        /// Deliveries at once through dispatch: replays, and deliveries that failed at intake
+        /// (new events are logged at intake, see `Handler::runs_at_intake`).
         #[serde(default = "default_concurrency")]
         concurrency: usize,
     },

@@ -356,6 +356,9 @@ impl Server {
         ));
         let mut workers = JoinSet::new();
         workers.spawn(dispatcher.run(shutdown.clone()));
+        if let Some(handle) = crate::metrics::install() {
+            workers.spawn(crate::metrics::upkeep(handle, shutdown.clone()));
+        }
         workers.spawn(prune_loop(store, config.clone(), shutdown));
         // Its own target, so that it can be enabled alone (tests read the bound ports from it).
         tracing::info!(target: "hookline::startup", listen = %public_addr, admin = %admin_addr, "hookline started");

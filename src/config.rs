@@ -97,13 +97,29 @@ pub struct ChatbrickEndpoint {
 }
 
 /// The liveDesk API-channel webhook.
-#[derive(Clone, Default, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LivedeskConfig {
     /// Secret path segment of `/webhooks/livedesk/<token>`.
     pub token: Option<String>,
     /// Chatwoot signing secret; when set, `X-Chatwoot-Signature` is required and checked.
     pub secret: Option<String>,
+    /// How long a liveDesk request waits for a free request slot when all
+    /// `max_concurrent_requests` are busy, before it gets 503. liveDesk never retries, so a 503
+    /// loses the event at the sender, while it waits up to 5 s for an answer; ChatBrick, which
+    /// retries, is refused at once. `0s` refuses liveDesk at once too.
+    #[serde(with = "humantime_serde")]
+    pub overload_wait: Duration,
+}
+
+impl Default for LivedeskConfig {
+    fn default() -> Self {
+        LivedeskConfig {
+            token: None,
+            secret: None,
+            overload_wait: Duration::from_secs(2),
+        }
+    }
 }
 
 /// SQLite durability trade-off.
@@ -426,6 +442,7 @@ impl std::fmt::Debug for LivedeskConfig {
         f.debug_struct("LivedeskConfig")
             .field("token", &masked(&self.token))
             .field("secret", &masked(&self.secret))
+            .field("overload_wait", &self.overload_wait)
             .finish()
     }
 }
@@ -544,6 +561,9 @@ impl Config {
         }
         if let Some(v) = vars.secret("HOOKLINE_LIVEDESK_SECRET")? {
             self.livedesk.secret = Some(v);
+        }
+        if let Some(v) = vars.duration("HOOKLINE_LIVEDESK_OVERLOAD_WAIT")? {
+            self.livedesk.overload_wait = v;
         }
         if let Some(v) = vars.plain("HOOKLINE_SYNCHRONOUS") {
             self.store.synchronous = parse_synchronous(&v)?;
@@ -833,6 +853,7 @@ mod tests {
         assert_eq!(config.routes.len(), 1);
         assert_eq!(config.routes[0].handler, "log");
         assert!(config.chatbrick.secrets.is_empty());
+        assert_eq!(config.livedesk.overload_wait, Duration::from_secs(2));
     }
 
     #[test]
@@ -841,7 +862,7 @@ mod tests {
         let path = dir.path().join("hookline.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:1000\"\n[chatbrick]\nsecrets = [\"whsec_a\"]\n",
+            "listen = \"127.0.0.1:1000\"\n[chatbrick]\nsecrets = [\"whsec_a\"]\n[livedesk]\noverload_wait = \"1s\"\n",
         )
         .unwrap();
         let config = Config::load(
@@ -851,9 +872,11 @@ mod tests {
                 ("HOOKLINE_CHATBRICK_SECRET", "whsec_b, whsec_c whsec_d"),
                 ("HOOKLINE_LOG_FORMAT", "json"),
                 ("HOOKLINE_BASE_PATH", "hooks/"),
+                ("HOOKLINE_LIVEDESK_OVERLOAD_WAIT", "500ms"),
             ]),
         )
         .unwrap();
+        assert_eq!(config.livedesk.overload_wait, Duration::from_millis(500));
         assert_eq!(config.listen.to_string(), "127.0.0.1:2000");
         assert_eq!(
             config.chatbrick.secrets,

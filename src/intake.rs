@@ -43,6 +43,8 @@ pub struct Intake {
     pub body_timeout: Duration,
     /// Requests handled at once; beyond it, 503 with `Retry-After` instead of queueing.
     pub slots: Arc<Semaphore>,
+    /// How long a liveDesk request may wait for a slot before its 503 (ChatBrick never waits).
+    pub livedesk_overload_wait: Duration,
     /// The inbox.
     pub store: Arc<dyn Store>,
     /// Which handlers each event goes to.
@@ -171,7 +173,7 @@ impl Intake {
         authenticate: impl std::future::Future<Output = Result<Envelope, Rejection>>,
     ) -> Response {
         let result = async {
-            let _slot = self.admit()?;
+            let _slot = self.admit(source).await?;
             let envelope = authenticate.await?;
             self.accept(envelope).await
         }
@@ -198,12 +200,24 @@ impl Intake {
             && self.unready_until.load(Ordering::Relaxed) <= chrono::Utc::now().timestamp_millis()
     }
 
-    /// Takes a request slot, or refuses with 503 when all are busy.
-    fn admit(&self) -> Result<OwnedSemaphorePermit, Rejection> {
-        self.slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Rejection::Overloaded)
+    /// Takes a request slot, or refuses with 503 when all are busy: ChatBrick at once (it
+    /// retries), liveDesk after waiting up to `livedesk_overload_wait` for one (it does not).
+    /// Waiting requests get freed slots in turn, before any request that arrives later.
+    async fn admit(&self, source: Source) -> Result<OwnedSemaphorePermit, Rejection> {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        let wait = match source {
+            Source::Livedesk => self.livedesk_overload_wait,
+            Source::Chatbrick => Duration::ZERO,
+        };
+        if wait.is_zero() {
+            return Err(Rejection::Overloaded);
+        }
+        match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => Err(Rejection::Overloaded),
+        }
     }
 
     /// Reads the whole body, refusing it past the size limit or the time limit.

@@ -305,12 +305,13 @@ fn check_config(config: &Config) -> ExitCode {
     }
     lines.push(match &config.livedesk.token {
         Some(_) => format!(
-            "livedesk          on at /webhooks/livedesk/*** (chatwoot signature: {})",
+            "livedesk          on at /webhooks/livedesk/*** (chatwoot signature: {}; waits up to {} for a request slot when all are busy)",
             if config.livedesk.secret.is_some() {
                 "required"
             } else {
                 "not configured"
-            }
+            },
+            humantime::format_duration(config.livedesk.overload_wait)
         ),
         None => "livedesk          off (no token)".into(),
     });

@@ -457,22 +457,8 @@ async fn overload_is_answered_with_503_and_retry_after() {
     config.request_timeout = Duration::from_secs(5);
     let server = start(config).await;
     // Occupy the only slot with a request whose body never completes.
-    let mut stalled = tokio::net::TcpStream::connect(server.public_addr())
-        .await
-        .unwrap();
+    let (stalled, _) = hold_the_slot(&server, "m_slot").await;
     let body = fixture("chatbrick/store.created.example.json");
-    let head = svix_headers(SECRET, "m_slot", now(), &body)
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect::<String>();
-    stalled
-        .write_all(
-            format!("POST /webhooks/chatbrick HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {}\r\n\r\n{{", body.len())
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let client = reqwest::Client::new();
     let (status, headers, json) = post_json(
         &client,
@@ -484,6 +470,111 @@ async fn overload_is_answered_with_503_and_retry_after() {
     assert_eq!((status, json["error"].as_str()), (503, Some("overloaded")));
     assert!(headers.contains_key("retry-after"));
     drop(stalled);
+    server.shutdown();
+    server.wait().await;
+}
+
+/// Starts a ChatBrick request that takes a request slot and holds it until the rest of its
+/// body is written to the returned stream.
+async fn hold_the_slot(
+    server: &hookline::server::Server,
+    id: &str,
+) -> (tokio::net::TcpStream, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(server.public_addr())
+        .await
+        .unwrap();
+    let body = fixture("chatbrick/store.created.example.json");
+    let head = svix_headers(SECRET, id, now(), &body)
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect::<String>();
+    stream
+        .write_all(
+            format!(
+                "POST /webhooks/chatbrick HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream.write_all(&body[..1]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    (stream, body[1..].to_vec())
+}
+
+#[tokio::test]
+async fn livedesk_waits_for_a_slot_that_chatbrick_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.max_concurrent_requests = 1;
+    config.livedesk.overload_wait = Duration::from_secs(30);
+    let server = start(config).await;
+    let (mut holder, rest) = hold_the_slot(&server, "m_holder").await;
+    let client = reqwest::Client::new();
+    // liveDesk never retries a 503, so it waits for the slot...
+    let livedesk = tokio::spawn({
+        let client = client.clone();
+        let target = url(server.public_addr(), &format!("/webhooks/livedesk/{TOKEN}"));
+        async move {
+            post_json(
+                &client,
+                &target,
+                &[],
+                fixture("livedesk/message_created.api_channel_doc.json"),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !livedesk.is_finished(),
+        "liveDesk was answered while the slot was busy"
+    );
+    // ...while ChatBrick, which retries, is refused at once, even though it came later.
+    let body = fixture("chatbrick/store.created.example.json");
+    let (status, headers, json) = post_json(
+        &client,
+        &url(server.public_addr(), "/webhooks/chatbrick"),
+        &svix_headers(SECRET, "m_refused", now(), &body),
+        body,
+    )
+    .await;
+    assert_eq!((status, json["error"].as_str()), (503, Some("overloaded")));
+    assert!(headers.contains_key("retry-after"));
+    // Once the slot is free, the waiting liveDesk request gets it and is stored.
+    holder.write_all(&rest).await.unwrap();
+    let (status, _, json) = livedesk.await.unwrap();
+    assert_eq!((status, json["status"].as_str()), (200, Some("accepted")));
+    let mut answer = vec![0; 1024];
+    let read = holder.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..read].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer[..read])
+    );
+    server.shutdown();
+    server.wait().await;
+}
+
+#[tokio::test]
+async fn livedesk_is_refused_when_no_slot_frees_within_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.max_concurrent_requests = 1;
+    config.livedesk.overload_wait = Duration::from_millis(300);
+    let server = start(config).await;
+    let (holder, _) = hold_the_slot(&server, "m_holder").await;
+    let (status, headers, json) = post_json(
+        &reqwest::Client::new(),
+        &url(server.public_addr(), &format!("/webhooks/livedesk/{TOKEN}")),
+        &[],
+        fixture("livedesk/message_created.api_channel_doc.json"),
+    )
+    .await;
+    assert_eq!((status, json["error"].as_str()), (503, Some("overloaded")));
+    assert!(headers.contains_key("retry-after"));
+    drop(holder);
     server.shutdown();
     server.wait().await;
 }

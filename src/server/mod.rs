@@ -225,6 +225,7 @@ fn build_intake(
         body_limit: config.body_limit,
         body_timeout: config.request_timeout,
         slots: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+        livedesk_overload_wait: config.livedesk.overload_wait,
         store,
         router: EventRouter::new(&config.routes),
         dispatcher,

@@ -32,7 +32,8 @@ pub struct Config {
     /// Time allowed for a whole request (body included) before the client gets 408.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// Requests handled at once; beyond that hookline answers 503 with `Retry-After`.
+    /// Requests handled at once; beyond that hookline answers 503 with `Retry-After` (liveDesk
+    /// requests first wait up to [`LivedeskConfig::overload_wait`] for a free slot).
     pub max_concurrent_requests: usize,
     /// Reverse proxies (CIDRs) whose `X-Forwarded-For`/`Forwarded` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,

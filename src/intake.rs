@@ -41,7 +41,8 @@ pub struct Intake {
     pub body_limit: usize,
     /// Time allowed to receive the body.
     pub body_timeout: Duration,
-    /// Requests handled at once; beyond it, 503 with `Retry-After` instead of queueing.
+    /// Requests handled at once; beyond it, 503 with `Retry-After` instead of an unbounded
+    /// queue (liveDesk requests first wait up to [`Intake::livedesk_overload_wait`] for a slot).
     pub slots: Arc<Semaphore>,
     /// How long a liveDesk request may wait for a slot before its 503 (ChatBrick never waits).
     pub livedesk_overload_wait: Duration,

@@ -246,7 +246,7 @@ impl Dispatcher {
     /// [runs at intake](Handler::runs_at_intake): its delivery is then committed as done by the
     /// returned attempt (which intake counts in the metrics once it is committed). `None` when
     /// it is not such a handler, or when it failed (logged here; the delivery is then committed
-    /// as usual and dispatch tries again). A handler that panics has failed (see [`guarded`]):
+    /// as usual and dispatch tries again). A handler that panics has failed (see `guarded`):
     /// the request that carries the event must still be answered, and the event stored.
     pub async fn run_at_intake(&self, handler: &str, envelope: &Envelope) -> Option<SuccessRecord> {
         let slot = self.slots.get(handler)?;

@@ -5,7 +5,7 @@
 //! them in one transaction and commits once (if one job hits a database error, the batch is
 //! rolled back and its jobs are committed one by one, so that the others do not fail with it).
 //! With `synchronous=FULL` intake is answered after hookline's own fsync of the WAL, one per
-//! batch rather than per request (see [`WalSync`]). Reads for the inspector go through a
+//! batch rather than per request (see `WalSync`). Reads for the inspector go through a
 //! separate connection, which WAL lets run beside the writer.
 
 use std::path::{Path, PathBuf};

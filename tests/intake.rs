@@ -458,20 +458,28 @@ async fn overload_is_answered_with_503_and_retry_after() {
     let server = start(config).await;
     // Occupy the only slot with a request whose body never completes.
     let (stalled, _) = hold_the_slot(&server, "m_slot").await;
+    assert_chatbrick_is_refused(&reqwest::Client::new(), &server, "m_over").await;
+    drop(stalled);
+    server.shutdown();
+    server.wait().await;
+}
+
+/// Sends a ChatBrick request and checks that it is refused as overloaded, with `Retry-After`.
+async fn assert_chatbrick_is_refused(
+    client: &reqwest::Client,
+    server: &hookline::server::Server,
+    id: &str,
+) {
     let body = fixture("chatbrick/store.created.example.json");
-    let client = reqwest::Client::new();
     let (status, headers, json) = post_json(
-        &client,
+        client,
         &url(server.public_addr(), "/webhooks/chatbrick"),
-        &svix_headers(SECRET, "m_over", now(), &body),
+        &svix_headers(SECRET, id, now(), &body),
         body,
     )
     .await;
     assert_eq!((status, json["error"].as_str()), (503, Some("overloaded")));
     assert!(headers.contains_key("retry-after"));
-    drop(stalled);
-    server.shutdown();
-    server.wait().await;
 }
 
 /// Starts a ChatBrick request that takes a request slot and holds it until the rest of its
@@ -532,16 +540,7 @@ async fn livedesk_waits_for_a_slot_that_chatbrick_is_refused() {
         "liveDesk was answered while the slot was busy"
     );
     // ...while ChatBrick, which retries, is refused at once, even though it came later.
-    let body = fixture("chatbrick/store.created.example.json");
-    let (status, headers, json) = post_json(
-        &client,
-        &url(server.public_addr(), "/webhooks/chatbrick"),
-        &svix_headers(SECRET, "m_refused", now(), &body),
-        body,
-    )
-    .await;
-    assert_eq!((status, json["error"].as_str()), (503, Some("overloaded")));
-    assert!(headers.contains_key("retry-after"));
+    assert_chatbrick_is_refused(&client, &server, "m_refused").await;
     // Once the slot is free, the waiting liveDesk request gets it and is stored.
     holder.write_all(&rest).await.unwrap();
     let (status, _, json) = livedesk.await.unwrap();

@@ -163,17 +163,23 @@ impl Intake {
         }
     }
 
-    /// Runs one webhook request: takes a slot (held until the commit is done, so the limit
-    /// bounds everything a request holds), authenticates, commits, answers; rejections are
-    /// counted, logged without secrets (at most one line per reason per second), and mapped to
-    /// their status.
+    /// Runs one webhook request. `authenticate` is the outcome of the source's checks that
+    /// need no body (source configured, client allowed, URL token): a request that fails them
+    /// is refused before it takes or waits for a slot. Otherwise it takes a slot (held until
+    /// the commit is done, so the limit bounds everything a request holds), runs
+    /// `authenticate` (body and signature), commits and answers. Rejections are counted, logged
+    /// without secrets (at most one line per reason per second), and mapped to their status.
     pub async fn receive(
         &self,
         source: Source,
         endpoint_label: &str,
-        authenticate: impl std::future::Future<Output = Result<Envelope, Rejection>>,
+        authenticate: Result<
+            impl std::future::Future<Output = Result<Envelope, Rejection>>,
+            Rejection,
+        >,
     ) -> Response {
         let result = async {
+            let authenticate = authenticate?;
             let _slot = self.admit(source).await?;
             let envelope = authenticate.await?;
             self.accept(envelope).await

@@ -541,6 +541,25 @@ async fn livedesk_waits_for_a_slot_that_chatbrick_is_refused() {
     );
     // ...while ChatBrick, which retries, is refused at once, even though it came later.
     assert_chatbrick_is_refused(&client, &server, "m_refused").await;
+    // A wrong token is refused without waiting: only what passes the checks that need no body
+    // waits for a slot.
+    let forged_url = url(
+        server.public_addr(),
+        "/webhooks/livedesk/wrong-token-0123456789",
+    );
+    let forged = post_json(
+        &client,
+        &forged_url,
+        &[],
+        fixture("livedesk/message_created.api_channel_doc.json"),
+    );
+    let (status, _, json) = tokio::time::timeout(Duration::from_secs(10), forged)
+        .await
+        .expect("a forged request must not wait for a slot");
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("unknown_token"))
+    );
     // Once the slot is free, the waiting liveDesk request gets it and is stored.
     holder.write_all(&rest).await.unwrap();
     let (status, _, json) = livedesk.await.unwrap();

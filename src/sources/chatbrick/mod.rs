@@ -14,6 +14,7 @@ use chrono::Utc;
 use crate::envelope::{Envelope, Source};
 use crate::intake::{Intake, Rejection};
 use crate::server::ClientIp;
+use crate::signature::Verifier;
 
 pub use event::Event;
 
@@ -45,25 +46,30 @@ async fn receive(intake: &Intake, endpoint: &str, request: Request) -> Response 
     } else {
         "unknown"
     };
-    intake
-        .receive(
-            Source::Chatbrick,
-            label,
-            authenticate(intake, endpoint, client, &parts.headers, body),
-        )
-        .await
+    let authenticate = check(intake, endpoint, client)
+        .map(|verifier| authenticate(intake, verifier, endpoint, &parts.headers, body));
+    intake.receive(Source::Chatbrick, label, authenticate).await
+}
+
+/// What needs no body: the endpoint exists and the client may send to it.
+fn check<'a>(
+    intake: &'a Intake,
+    endpoint: &str,
+    client: Option<std::net::IpAddr>,
+) -> Result<&'a Verifier, Rejection> {
+    let verifier = intake.chatbrick.get(endpoint).ok_or(Rejection::NotFound)?;
+    intake.check_client(Source::Chatbrick, client)?;
+    Ok(verifier)
 }
 
 /// Reads the body and checks the Standard Webhooks signature over its raw bytes.
 async fn authenticate(
     intake: &Intake,
+    verifier: &Verifier,
     endpoint: &str,
-    client: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Envelope, Rejection> {
-    let verifier = intake.chatbrick.get(endpoint).ok_or(Rejection::NotFound)?;
-    intake.check_client(Source::Chatbrick, client)?;
     let body = intake.read_body(body).await?;
     let verified = verifier.verify(headers, &body, Utc::now().timestamp())?;
     Ok(Envelope::new(

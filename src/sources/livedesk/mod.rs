@@ -13,7 +13,7 @@ use axum::response::Response;
 use chrono::Utc;
 
 use crate::envelope::{body_hash_id, Envelope, Source};
-use crate::intake::{Intake, Rejection};
+use crate::intake::{Intake, LivedeskAuth, Rejection};
 use crate::server::ClientIp;
 use crate::signature::VerifyError;
 
@@ -34,28 +34,34 @@ pub async fn receive(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let client = ClientIp::of(&parts);
+    let authenticate = check(&intake, &token, client)
+        .map(|auth| authenticate(&intake, auth, &parts.headers, body));
     intake
-        .receive(
-            Source::Livedesk,
-            ENDPOINT,
-            authenticate(&intake, &token, client, &parts.headers, body),
-        )
+        .receive(Source::Livedesk, ENDPOINT, authenticate)
         .await
 }
 
-/// Checks the URL token before reading anything, then the Chatwoot signature if configured.
-async fn authenticate(
-    intake: &Intake,
+/// What needs no body: liveDesk is on, the client may send, and the URL token is right.
+fn check<'a>(
+    intake: &'a Intake,
     token: &str,
     client: Option<std::net::IpAddr>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Envelope, Rejection> {
+) -> Result<&'a LivedeskAuth, Rejection> {
     let auth = intake.livedesk.as_ref().ok_or(Rejection::NotFound)?;
     intake.check_client(Source::Livedesk, client)?;
     if !auth.token.matches(token) {
         return Err(VerifyError::UnknownToken.into());
     }
+    Ok(auth)
+}
+
+/// Reads the body, then checks the Chatwoot signature if one is configured.
+async fn authenticate(
+    intake: &Intake,
+    auth: &LivedeskAuth,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Envelope, Rejection> {
     let body = intake.read_body(body).await?;
     if let Some(chatwoot) = &auth.chatwoot {
         chatwoot.verify(headers, &body, Utc::now().timestamp())?;

@@ -1,14 +1,13 @@
 //! The `hookline` command: parses arguments and calls the library.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use hookline::admin_client::{self, AdminClient};
-use hookline::config::{Config, LogFormat};
-use hookline::server::{parse_keys, ServerBuilder};
+use hookline::config::Config;
+use hookline::server::{parse_keys, process, ServerBuilder};
 use hookline::{send, Source};
 use serde_json::Value;
 
@@ -155,18 +154,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Fair turns for connections under overload. A worker's run queue holds 256 tasks;
-        // what overflows, and what other threads wake (acknowledgements after an fsync), waits
-        // in the global queue, which tokio otherwise checks only every ~10 polls. With 4096
-        // busy connections those waited while the run queue's went round again and again:
-        // 503s took up to 0.74 s (p99), and half as many requests got in. Every other poll
-        // serves them in turn; checking the global queue at every poll instead would starve
-        // the run queue for as long as the overflow lasts (README, "Performance").
-        .global_queue_interval(2)
-        .build()
-    {
+    let runtime = match process::runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("hookline: cannot start the async runtime: {e}");
@@ -193,31 +181,8 @@ async fn run(command: Command, config: Config) -> ExitCode {
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter).unwrap_or_else(|e| {
-        eprintln!(
-            "hookline: invalid log filter {:?} ({e}); using info",
-            config.log.filter
-        );
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    // Colours only on a terminal: files and log shippers get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
-    match config.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-    }
-}
-
 async fn serve(config: Config) -> ExitCode {
-    init_logging(&config);
+    process::init_logging(&config.log);
     warn_disabled_sources(&config);
     let server = match ServerBuilder::new(config).start().await {
         Ok(server) => server,

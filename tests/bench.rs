@@ -41,7 +41,29 @@ fn a_small_benchmark_runs_every_part_and_reports_each_round() {
         assert_eq!(round["hookline"]["ok"], 400);
         assert_eq!(round["hookline"]["store"]["accepted_events"], 408);
         assert_eq!(round["baseline"]["ok"], 400);
+        // The breakdown's runs got the same load, and its parts add up to the durable run.
+        let breakdown = &round["breakdown"];
+        for run in ["no_store", "no_fsync"] {
+            assert_eq!(breakdown[run]["ok"], 400, "{run}: {breakdown}");
+            assert_eq!(breakdown[run]["store"]["accepted_events"], 408, "{run}");
+        }
+        let us = &breakdown["us_per_request"];
+        let parts: f64 = ["http", "request_path", "commit", "fsync"]
+            .iter()
+            .map(|part| us[part].as_f64().unwrap())
+            .sum();
+        let durable = us["durable"].as_f64().unwrap();
+        assert!((parts - durable).abs() < 0.05, "{parts} vs {durable}: {us}");
+        let hookline_rps = round["hookline"]["requests_per_s"].as_f64().unwrap();
+        assert!(
+            (1e6 / hookline_rps - durable).abs() < 0.05 * durable,
+            "{us}"
+        );
     }
+    assert!(
+        stdout.contains("where a durable request's time goes"),
+        "{stdout}"
+    );
     let delivery = &json["delivery"];
     assert_eq!(delivery["complete"], true, "{delivery}");
     let forwarded =

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod client_ip;
 pub mod http;
+pub mod process;
 pub mod requests;
 
 use std::collections::HashMap;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::intake::Hookline;
+use crate::intake::{Hookline, Variant};
 use crate::load::{self, PhaseStats};
 use crate::report::{round, DeliveryResult, MemorySeries};
 use crate::rss::{self, Sampler};
@@ -68,8 +68,15 @@ async fn drain(
     time_limit: Duration,
 ) -> Result<Drain, String> {
     let started = Instant::now();
-    let mut hookline =
-        Hookline::start(ctx, data, Some(sink.addr), None, "hookline-drain.log").await?;
+    let mut hookline = Hookline::start(
+        ctx,
+        Variant::Durable,
+        data,
+        Some(sink.addr),
+        None,
+        "hookline-drain.log",
+    )
+    .await?;
     let pid = hookline.child.pid();
     let sampler = Sampler::start(pid, SAMPLE_EVERY);
     let complete = wait_drained(&sink.state, &mut hookline, events, time_limit).await?;
@@ -126,8 +133,15 @@ async fn fill_backlog(
     data: &Path,
     events: usize,
 ) -> Result<PhaseStats, String> {
-    let mut hookline =
-        Hookline::start(ctx, data, Some(sink.addr), None, "hookline-fill.log").await?;
+    let mut hookline = Hookline::start(
+        ctx,
+        Variant::Durable,
+        data,
+        Some(sink.addr),
+        None,
+        "hookline-fill.log",
+    )
+    .await?;
     let requests = Arc::new(load::prepare(
         events,
         &format!("{}-dlv", ctx.nonce),

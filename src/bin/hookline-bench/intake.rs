@@ -44,16 +44,64 @@ pub async fn baseline(ctx: &Context, nth: usize) -> Result<TargetResult, String>
     Ok(result)
 }
 
-/// Runs the load against hookline: durable acknowledgement, default routes, a fresh data dir
-/// (`nth` round: names it, its log and the message ids).
-pub async fn hookline(ctx: &Context, nth: usize) -> Result<TargetResult, String> {
-    let data = ctx.scratch.path.join(format!("intake-{nth}"));
-    let log = format!("hookline-intake-{nth}.log");
-    let mut hookline = Hookline::start(ctx, &data, None, None, &log).await?;
+/// The hookline configurations an intake round measures. Each adds one part of storage to the
+/// one before, so the differences between their throughputs say what each part costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// A store that keeps nothing (`--null-store-server`): the request path alone.
+    NoStore,
+    /// SQLite with `synchronous=normal`: committed, answered without waiting for an fsync.
+    NoFsync,
+    /// SQLite with `synchronous=full`: answered after the WAL is fsynced. The targets
+    /// are about this one.
+    Durable,
+}
+
+impl Variant {
+    /// The name in the table and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::NoStore => "hookline (no store)",
+            Variant::NoFsync => "hookline (no fsync)",
+            Variant::Durable => "hookline (durable)",
+        }
+    }
+
+    /// Short label for data dirs, logs and message ids.
+    fn label(self) -> &'static str {
+        match self {
+            Variant::NoStore => "nostore",
+            Variant::NoFsync => "nofsync",
+            Variant::Durable => "intake",
+        }
+    }
+
+    /// `HOOKLINE_SYNCHRONOUS` for it.
+    fn synchronous(self) -> &'static str {
+        match self {
+            Variant::NoFsync => "normal",
+            Variant::NoStore | Variant::Durable => "full",
+        }
+    }
+}
+
+/// Runs the load against hookline in `variant`, default routes, a fresh data dir (`nth` round:
+/// names it, its log and the message ids; the data dir is removed afterwards unless
+/// `keep_data`).
+pub async fn hookline(
+    ctx: &Context,
+    variant: Variant,
+    nth: usize,
+    keep_data: bool,
+) -> Result<TargetResult, String> {
+    let label = format!("{}-{nth}", variant.label());
+    let data = ctx.scratch.path.join(&label);
+    let log = format!("hookline-{label}.log");
+    let mut hookline = Hookline::start(ctx, variant, &data, None, None, &log).await?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let idle = rss::memory(hookline.child.pid()).ok_or("hookline exited before the load")?;
-    let requests = Arc::new(ctx.prepare(&format!("intake{nth}")));
-    let name = "hookline (durable)";
+    let requests = Arc::new(ctx.prepare(&label));
+    let name = variant.name();
     let mut result = measure(ctx, name, &mut hookline.child, hookline.public, &requests).await?;
     result.idle_rss_mb = Some(round(rss::kb_to_mb(idle.rss_kb), 1));
     result.store = store_counters(hookline.admin).await;
@@ -61,6 +109,9 @@ pub async fn hookline(ctx: &Context, nth: usize) -> Result<TargetResult, String>
         store.catch_up_seconds = catch_up(hookline.admin, store.accepted_events).await;
     }
     hookline.child.terminate(STOP_TIMEOUT).await?;
+    if !keep_data {
+        let _ = std::fs::remove_dir_all(&data);
+    }
     Ok(result)
 }
 
@@ -76,11 +127,13 @@ pub struct Hookline {
 }
 
 impl Hookline {
-    /// Starts `hookline serve` configured by environment only, and waits until it is ready.
-    /// With `forward`, every event is also forwarded to `http://<forward>/in`; `max_concurrent`
-    /// sets its request limit (default: well above the connection count).
+    /// Starts hookline in `variant` (`hookline serve`, or this binary's null-store server)
+    /// configured by environment only, and waits until it is ready. With `forward`, every event
+    /// is also forwarded to `http://<forward>/in`; `max_concurrent` sets its request limit
+    /// (default: well above the connection count).
     pub async fn start(
         ctx: &Context,
+        variant: Variant,
         data_dir: &Path,
         forward: Option<SocketAddr>,
         max_concurrent: Option<usize>,
@@ -89,11 +142,19 @@ impl Hookline {
         let public = child::free_port()?;
         let admin = child::free_port()?;
         let max_concurrent = max_concurrent.unwrap_or((ctx.connections * 4).max(1024));
-        let env = hookline_env(ctx, data_dir, public, admin, forward, max_concurrent);
+        let mut env = hookline_env(ctx, data_dir, public, admin, forward, max_concurrent);
+        env.push(("HOOKLINE_SYNCHRONOUS".into(), variant.synchronous().into()));
+        let (program, args) = match variant {
+            Variant::NoStore => (
+                std::env::current_exe().map_err(|e| format!("cannot locate myself: {e}"))?,
+                vec!["--null-store-server".to_owned()],
+            ),
+            Variant::NoFsync | Variant::Durable => (ctx.hookline.clone(), vec!["serve".into()]),
+        };
         let mut child = ChildProc::spawn(Spawn {
-            name: "hookline",
-            program: &ctx.hookline,
-            args: &["serve".into()],
+            name: variant.name(),
+            program: &program,
+            args: &args,
             env: &env,
             core: ctx.server_core,
             log: ctx.scratch.path.join(log_name),
@@ -107,8 +168,8 @@ impl Hookline {
     }
 }
 
-/// hookline's environment: data dir, `synchronous=FULL`, warn-level logs, the ChatBrick secret,
-/// loopback listeners, the request limit, and the forward route.
+/// hookline's environment: data dir, warn-level logs, the ChatBrick secret, loopback listeners,
+/// the request limit, and the forward route.
 fn hookline_env(
     ctx: &Context,
     data_dir: &Path,
@@ -119,7 +180,6 @@ fn hookline_env(
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("HOOKLINE_DATA_DIR", data_dir.display().to_string()),
-        ("HOOKLINE_SYNCHRONOUS", "full".into()),
         ("HOOKLINE_LOG", "warn".into()),
         ("HOOKLINE_CHATBRICK_SECRET", ctx.secret.clone()),
         ("HOOKLINE_LISTEN", public.to_string()),

@@ -15,6 +15,7 @@ mod child;
 mod delivery;
 mod intake;
 mod load;
+mod null_store;
 mod overload;
 mod report;
 mod rss;
@@ -29,8 +30,9 @@ use clap::Parser;
 use hookline::signature::{Key, Signer};
 
 use crate::child::ScratchDir;
+use crate::intake::Variant;
 use crate::load::Prepared;
-use crate::report::{Report, RunConfig};
+use crate::report::{Breakdown, Report, Round, RunConfig};
 
 /// The same allocator as `hookline`, so that the baseline server measures the same HTTP stack.
 #[global_allocator]
@@ -79,6 +81,10 @@ struct Args {
     /// Skip hookline's intake run.
     #[arg(long)]
     skip_intake: bool,
+    /// Skip the two runs that say where hookline's time goes (a store that keeps nothing, and
+    /// SQLite without the fsync).
+    #[arg(long)]
+    skip_breakdown: bool,
     /// Write the results as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -98,6 +104,10 @@ struct Args {
     /// Internal: serve the baseline endpoint on this port (the benchmark starts itself so).
     #[arg(long, hide = true, value_name = "PORT")]
     baseline_server: Option<u16>,
+    /// Internal: serve hookline with a store that keeps nothing, configured by `HOOKLINE_*`
+    /// variables (the benchmark starts itself so).
+    #[arg(long, hide = true)]
+    null_store_server: bool,
 }
 
 /// What every run needs: where hookline is, how to pin, the load's shape, the signing key.
@@ -135,6 +145,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(port) = args.baseline_server {
         return servers::run_baseline(port);
+    }
+    if args.null_store_server {
+        return null_store::run_server();
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = args.pin && cpus >= 2;
@@ -185,7 +198,7 @@ async fn run_interruptible(args: Args, cpus: usize, pin: bool) -> ExitCode {
 }
 
 /// Resolves on Ctrl-C or SIGTERM, with the signal's name.
-async fn interrupted() -> &'static str {
+pub async fn interrupted() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;
@@ -219,6 +232,7 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         hookline: None,
         rounds: Vec::new(),
         ratio_requests_per_s: None,
+        breakdown: None,
         delivery: None,
         overload: None,
         targets: Vec::new(),
@@ -249,9 +263,11 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
     finish(report, args.out.as_deref())
 }
 
-/// The baseline and hookline runs, `--rounds` times in turn (each hookline round on a fresh
-/// data dir, removed afterwards unless `--keep-data`).
+/// The baseline and hookline runs, `--rounds` times in turn (each hookline run on a fresh
+/// data dir, removed afterwards unless `--keep-data`), with the breakdown's two runs between
+/// them unless skipped.
 async fn intake_rounds(args: &Args, ctx: &Context, report: &mut Report) -> Result<(), String> {
+    let breakdown = !(args.skip_breakdown || args.skip_baseline || args.skip_intake);
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
         let of = format!("round {} of {}: ", round + 1, args.rounds);
@@ -262,17 +278,30 @@ async fn intake_rounds(args: &Args, ctx: &Context, report: &mut Report) -> Resul
             ));
             report.baseline = Some(intake::baseline(ctx, round).await?);
         }
+        let parts = if breakdown {
+            progress(&format!(
+                "{of}hookline with a store that keeps nothing, then with synchronous=normal"
+            ));
+            let no_store = intake::hookline(ctx, Variant::NoStore, round, args.keep_data).await?;
+            Some((
+                no_store,
+                intake::hookline(ctx, Variant::NoFsync, round, args.keep_data).await?,
+            ))
+        } else {
+            None
+        };
         if !args.skip_intake {
             progress(&format!(
                 "{of}hookline: durable acknowledgement (synchronous=FULL, default routes)"
             ));
-            report.hookline = Some(intake::hookline(ctx, round).await?);
-            if !args.keep_data {
-                let _ = std::fs::remove_dir_all(ctx.scratch.path.join(format!("intake-{round}")));
-            }
+            report.hookline =
+                Some(intake::hookline(ctx, Variant::Durable, round, args.keep_data).await?);
         }
         if let (Some(baseline), Some(hookline)) = (&report.baseline, &report.hookline) {
-            rounds.push(report::Round::new(baseline.clone(), hookline.clone()));
+            let breakdown = parts
+                .map(|(no_store, no_fsync)| Breakdown::new(baseline, no_store, no_fsync, hookline));
+            report.breakdown = breakdown.clone();
+            rounds.push(Round::new(baseline.clone(), hookline.clone(), breakdown));
         }
     }
     if args.rounds > 1 {

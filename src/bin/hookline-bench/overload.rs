@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::intake::{self, Hookline, IDLE_SETTLE, SAMPLE_EVERY, STOP_TIMEOUT};
+use crate::intake::{self, Hookline, Variant, IDLE_SETTLE, SAMPLE_EVERY, STOP_TIMEOUT};
 use crate::load;
 use crate::report::{round, Latency, OverloadResult};
 use crate::rss::{self, Sampler};
@@ -20,8 +20,15 @@ pub const OVERSUBSCRIPTION: usize = 4;
 /// over `4 × limit` connections, and reads back what it stored.
 pub async fn run(ctx: &Context, limit: usize) -> Result<OverloadResult, String> {
     let data = ctx.scratch.path.join("overload");
-    let mut hookline =
-        Hookline::start(ctx, &data, None, Some(limit), "hookline-overload.log").await?;
+    let mut hookline = Hookline::start(
+        ctx,
+        Variant::Durable,
+        &data,
+        None,
+        Some(limit),
+        "hookline-overload.log",
+    )
+    .await?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let pid = hookline.child.pid();
     let idle = rss::memory(pid).ok_or("hookline exited before the load")?;

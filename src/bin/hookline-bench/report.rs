@@ -300,6 +300,8 @@ pub struct Report {
     pub rounds: Vec<Round>,
     /// hookline's requests/s divided by the baseline's.
     pub ratio_requests_per_s: Option<f64>,
+    /// Where the durable run's time goes (that of the median round).
+    pub breakdown: Option<Breakdown>,
     /// The delivery run.
     pub delivery: Option<DeliveryResult>,
     /// The overload run.
@@ -320,11 +322,18 @@ pub struct Round {
     pub baseline: TargetResult,
     /// hookline's result.
     pub hookline: TargetResult,
+    /// Where hookline's time went in this round, when it was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
 }
 
 impl Round {
     /// A round and its ratio.
-    pub fn new(baseline: TargetResult, hookline: TargetResult) -> Round {
+    pub fn new(
+        baseline: TargetResult,
+        hookline: TargetResult,
+        breakdown: Option<Breakdown>,
+    ) -> Round {
         let ratio = if baseline.requests_per_s > 0.0 {
             round(hookline.requests_per_s / baseline.requests_per_s, 3)
         } else {
@@ -334,6 +343,103 @@ impl Round {
             ratio,
             baseline,
             hookline,
+            breakdown,
+        }
+    }
+}
+
+/// Where a durable event's time goes: the same load against hookline with a store that keeps
+/// nothing and against hookline committing without the fsync, beside the baseline and the
+/// durable run of the same round. Each adds one part to the one before, so the differences of
+/// their times per request say what each part costs on the server's core.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    /// hookline with a store that keeps nothing: the request path alone.
+    pub no_store: TargetResult,
+    /// hookline with `synchronous=normal`: committed to SQLite, answered before the fsync.
+    pub no_fsync: TargetResult,
+    /// Time per request (1 / throughput) by part, in microseconds.
+    pub us_per_request: Steps,
+}
+
+/// Microseconds per request (the inverse of the throughput, with the server on its core), by
+/// what each part adds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Steps {
+    /// The HTTP exchange: the baseline's time per request.
+    pub http: f64,
+    /// What hookline's request path adds: verification, decoding, routing, the `log` handler,
+    /// metrics and the acknowledgement (no store − baseline).
+    pub request_path: f64,
+    /// What committing to SQLite adds: the writer thread's SQL, WAL writes and checkpoints,
+    /// and handing the event to it and back (no fsync − no store).
+    pub commit: f64,
+    /// What waiting for the WAL's fsync before the 2xx adds (durable − no fsync).
+    pub fsync: f64,
+    /// The durable run's time per request: the sum of the parts.
+    pub durable: f64,
+    /// What 0.5 × the baseline's throughput allows per durable request.
+    pub half_baseline_budget: f64,
+}
+
+impl Breakdown {
+    /// Its two runs, in the order of the parts.
+    fn targets(&self) -> [&TargetResult; 2] {
+        [&self.no_store, &self.no_fsync]
+    }
+
+    /// Prints the time per request by part, and what 0.5 × the baseline would leave.
+    fn print(&self) {
+        let s = &self.us_per_request;
+        let no_store_ratio = s.http / (s.http + s.request_path);
+        println!("where a durable request's time goes (µs per request = 1 / throughput):");
+        println!("  {:>7.2}  the HTTP exchange (baseline)", s.http);
+        println!(
+            "  {:>+7.2}  verification, decoding, routing, log handler, answer (no store: {:.3} × baseline)",
+            s.request_path, no_store_ratio
+        );
+        println!(
+            "  {:>+7.2}  SQLite commit: writer thread, WAL writes, checkpoints",
+            s.commit
+        );
+        println!("  {:>+7.2}  the WAL fsync before the 2xx", s.fsync);
+        println!("  {:>7.2}  hookline (durable)", s.durable);
+        println!(
+            "  0.5 × baseline allows {:.2} µs per request: {:.2} µs for storage after this request path, against {:.2} µs measured",
+            s.half_baseline_budget,
+            s.half_baseline_budget - s.http - s.request_path,
+            s.commit + s.fsync
+        );
+    }
+
+    /// The parts, from the four results of one round.
+    pub fn new(
+        baseline: &TargetResult,
+        no_store: TargetResult,
+        no_fsync: TargetResult,
+        durable: &TargetResult,
+    ) -> Breakdown {
+        let us = |t: &TargetResult| {
+            if t.requests_per_s > 0.0 {
+                1e6 / t.requests_per_s
+            } else {
+                f64::INFINITY
+            }
+        };
+        let (http, request_path) = (us(baseline), us(&no_store));
+        let (commit, durable) = (us(&no_fsync), us(durable));
+        let us_per_request = Steps {
+            http: round(http, 2),
+            request_path: round(request_path - http, 2),
+            commit: round(commit - request_path, 2),
+            fsync: round(durable - commit, 2),
+            durable: round(durable, 2),
+            half_baseline_budget: round(2.0 * http, 2),
+        };
+        Breakdown {
+            no_store,
+            no_fsync,
+            us_per_request,
         }
     }
 }
@@ -347,6 +453,7 @@ impl Report {
         if let Some(&median) = order.get(order.len().saturating_sub(1) / 2) {
             self.baseline = Some(rounds[median].baseline.clone());
             self.hookline = Some(rounds[median].hookline.clone());
+            self.breakdown = rounds[median].breakdown.clone();
         }
         self.rounds = rounds;
     }
@@ -354,14 +461,20 @@ impl Report {
     /// Every measured target: those of all rounds, or the single run's.
     fn measured(&self) -> Vec<&TargetResult> {
         if self.rounds.is_empty() {
-            [&self.baseline, &self.hookline]
+            let mut targets: Vec<&TargetResult> = [&self.baseline, &self.hookline]
                 .into_iter()
                 .flatten()
-                .collect()
+                .collect();
+            targets.extend(self.breakdown.iter().flat_map(Breakdown::targets));
+            targets
         } else {
             self.rounds
                 .iter()
-                .flat_map(|r| [&r.baseline, &r.hookline])
+                .flat_map(|r| {
+                    [&r.baseline, &r.hookline]
+                        .into_iter()
+                        .chain(r.breakdown.iter().flat_map(Breakdown::targets))
+                })
                 .collect()
         }
     }
@@ -477,11 +590,15 @@ impl Report {
             "peak MB",
             "CPU %"
         );
-        for target in [&self.baseline, &self.hookline].into_iter().flatten() {
+        let parts = self.breakdown.iter().flat_map(Breakdown::targets);
+        for target in self.baseline.iter().chain(parts).chain(&self.hookline) {
             print_row(target);
         }
         if let Some(ratio) = self.ratio_requests_per_s {
             println!("ratio hookline/baseline (req/s): {ratio:.3}");
+        }
+        if let Some(breakdown) = &self.breakdown {
+            breakdown.print();
         }
         if !self.rounds.is_empty() {
             let ratios: Vec<String> = self
@@ -772,6 +889,7 @@ mod tests {
             hookline: Some(hookline),
             rounds: Vec::new(),
             ratio_requests_per_s: None,
+            breakdown: None,
             delivery: None,
             overload: None,
             targets: Vec::new(),
@@ -834,7 +952,11 @@ mod tests {
     #[test]
     fn rounds_report_the_median_ratio_and_fail_on_any_round() {
         let round = |b: f64, h: f64, failed: u64| {
-            Round::new(target("baseline", b, 0), target("hookline", h, failed))
+            Round::new(
+                target("baseline", b, 0),
+                target("hookline", h, failed),
+                None,
+            )
         };
         let mut r = report(target("baseline", 1.0, 0), target("hookline", 1.0, 0));
         r.keep_median_round(vec![
@@ -856,6 +978,45 @@ mod tests {
         even.keep_median_round(vec![round(1000.0, 400.0, 0), round(1000.0, 300.0, 0)]);
         even.complete();
         assert_eq!(even.ratio_requests_per_s, Some(0.3), "the lower middle one");
+    }
+
+    #[test]
+    fn the_breakdown_splits_the_time_per_request_into_its_parts() {
+        let baseline = target("baseline", 100_000.0, 0);
+        let durable = target("hookline (durable)", 25_000.0, 0);
+        let no_store = target("hookline (no store)", 50_000.0, 0);
+        let breakdown = Breakdown::new(
+            &baseline,
+            no_store,
+            target("hookline (no fsync)", 40_000.0, 0),
+            &durable,
+        );
+        assert_eq!(
+            breakdown.us_per_request,
+            Steps {
+                http: 10.0,
+                request_path: 10.0,
+                commit: 5.0,
+                fsync: 15.0,
+                durable: 40.0,
+                half_baseline_budget: 20.0,
+            }
+        );
+
+        let mut r = report(baseline.clone(), durable.clone());
+        let mut failing = breakdown.clone();
+        failing.no_fsync.non_2xx = 4;
+        r.keep_median_round(vec![Round::new(baseline, durable, Some(failing))]);
+        r.complete();
+        assert!(
+            r.breakdown.is_some(),
+            "the median round's breakdown is reported"
+        );
+        let failures = r.failures();
+        assert!(
+            failures.len() == 1 && failures[0].contains("no fsync"),
+            "a failure in a breakdown run fails the run: {failures:?}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 
 mod child;
 mod delivery;
+mod disk;
 mod intake;
 mod load;
 mod null_store;
@@ -233,6 +234,7 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         rounds: Vec::new(),
         ratio_requests_per_s: None,
         breakdown: None,
+        disk: None,
         delivery: None,
         overload: None,
         targets: Vec::new(),
@@ -265,9 +267,14 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
 
 /// The baseline and hookline runs, `--rounds` times in turn (each hookline run on a fresh
 /// data dir, removed afterwards unless `--keep-data`), with the breakdown's two runs between
-/// them unless skipped.
+/// them and the disk's costs first, unless skipped.
 async fn intake_rounds(args: &Args, ctx: &Context, report: &mut Report) -> Result<(), String> {
     let breakdown = !(args.skip_breakdown || args.skip_baseline || args.skip_intake);
+    if breakdown {
+        progress("the disk: one commit's writes and fsync, with no database");
+        let frames = disk::frames_per_commit(ctx.connections);
+        report.disk = Some(disk::DiskFloor::measure(&ctx.scratch.path, frames)?);
+    }
     let mut rounds = Vec::new();
     for round in 0..args.rounds {
         let of = format!("round {} of {}: ", round + 1, args.rounds);

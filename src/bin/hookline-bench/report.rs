@@ -6,6 +6,7 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::disk::DiskFloor;
 use crate::load::PhaseStats;
 use crate::rss::{self, Memory, Sample};
 
@@ -302,6 +303,8 @@ pub struct Report {
     pub ratio_requests_per_s: Option<f64>,
     /// Where the durable run's time goes (that of the median round).
     pub breakdown: Option<Breakdown>,
+    /// What the disk charges for one commit's writes and fsync, with no database.
+    pub disk: Option<DiskFloor>,
     /// The delivery run.
     pub delivery: Option<DeliveryResult>,
     /// The overload run.
@@ -600,6 +603,9 @@ impl Report {
         if let Some(breakdown) = &self.breakdown {
             breakdown.print();
         }
+        if let Some(disk) = &self.disk {
+            print_disk(disk, self.config.connections);
+        }
         if !self.rounds.is_empty() {
             let ratios: Vec<String> = self
                 .rounds
@@ -824,6 +830,35 @@ fn print_delivery(d: &DeliveryResult) {
     );
 }
 
+/// The disk's costs for one commit, and what the cheapest fsync costs per request.
+fn print_disk(d: &DiskFloor, connections: usize) {
+    println!(
+        "the disk under the data dirs, one commit of {} WAL frames ({} KB), CPU of the writing thread:",
+        d.frames,
+        d.commit_bytes / 1000
+    );
+    for (how, cost) in [
+        (
+            "two pwrites per frame, as SQLite, file growing",
+            &d.frame_writes_growing,
+        ),
+        ("one pwrite, file growing", &d.one_write_growing),
+        (
+            "one pwrite over blocks written before",
+            &d.one_write_overwriting,
+        ),
+    ] {
+        println!(
+            "  {how:<48} writes {:>6.1} µs, fdatasync {:>6.1} µs CPU, {:>6.1} µs wall",
+            cost.write_cpu_us, cost.fsync_cpu_us, cost.fsync_wall_us
+        );
+    }
+    println!(
+        "  the cheapest fsync costs {:.2} µs of CPU per request when one covers {connections} requests",
+        d.fsync_cpu_per_request_us(connections)
+    );
+}
+
 /// Rounds to `digits` decimals, for readable JSON.
 pub fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
@@ -890,6 +925,7 @@ mod tests {
             rounds: Vec::new(),
             ratio_requests_per_s: None,
             breakdown: None,
+            disk: None,
             delivery: None,
             overload: None,
             targets: Vec::new(),

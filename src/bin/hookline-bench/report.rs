@@ -449,14 +449,24 @@ impl Breakdown {
 
 impl Report {
     /// Keeps every round and reports the one with the median ratio (the lower middle one for an
-    /// even count) as the run's baseline and hookline.
+    /// even count) as the run's baseline and hookline. The breakdown takes that round's
+    /// baseline and hookline and, for each of its own two runs, the one with the median
+    /// throughput over the rounds: one disturbed run then does not skew the parts.
     pub fn keep_median_round(&mut self, rounds: Vec<Round>) {
-        let mut order: Vec<usize> = (0..rounds.len()).collect();
-        order.sort_by(|&a, &b| rounds[a].ratio.total_cmp(&rounds[b].ratio));
-        if let Some(&median) = order.get(order.len().saturating_sub(1) / 2) {
-            self.baseline = Some(rounds[median].baseline.clone());
-            self.hookline = Some(rounds[median].hookline.clone());
-            self.breakdown = rounds[median].breakdown.clone();
+        if let Some(median) = median_index(&rounds, |r| r.ratio) {
+            let (baseline, hookline) = (&rounds[median].baseline, &rounds[median].hookline);
+            self.baseline = Some(baseline.clone());
+            self.hookline = Some(hookline.clone());
+            let parts: Option<Vec<&Breakdown>> =
+                rounds.iter().map(|r| r.breakdown.as_ref()).collect();
+            self.breakdown = parts.and_then(|parts| {
+                let median_run = |run: fn(&Breakdown) -> &TargetResult| {
+                    median_index(&parts, |b| run(b).requests_per_s).map(|at| run(parts[at]).clone())
+                };
+                let no_store = median_run(|b| &b.no_store)?;
+                let no_fsync = median_run(|b| &b.no_fsync)?;
+                Some(Breakdown::new(baseline, no_store, no_fsync, hookline))
+            });
         }
         self.rounds = rounds;
     }
@@ -649,6 +659,13 @@ impl Report {
         std::fs::write(path, json + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
+}
+
+/// The index of the item with the median `key` (the lower middle one for an even count).
+fn median_index<T>(items: &[T], key: impl Fn(&T) -> f64) -> Option<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| key(&items[a]).total_cmp(&key(&items[b])));
+    order.get(order.len().saturating_sub(1) / 2).copied()
 }
 
 /// Why an overload run fails: answers other than 2xx or `503` + `Retry-After`, no refusal at
@@ -1039,15 +1056,39 @@ mod tests {
             }
         );
 
+        // Over rounds, each breakdown run is the one with the median throughput, so that the
+        // one disturbed no-store run of the middle round does not skew the parts.
         let mut r = report(baseline.clone(), durable.clone());
+        let with_no_store = |rps: f64| {
+            let mut b = breakdown.clone();
+            b.no_store.requests_per_s = rps;
+            Some(b)
+        };
+        let a_round = |rps: f64| Round::new(baseline.clone(), durable.clone(), with_no_store(rps));
+        r.keep_median_round(vec![
+            a_round(52_000.0),
+            a_round(10_000.0),
+            a_round(48_000.0),
+        ]);
+        r.complete();
+        let reported = r.breakdown.as_ref().unwrap();
+        assert_eq!(reported.no_store.requests_per_s, 48_000.0);
+        assert_eq!(
+            reported.us_per_request.request_path,
+            round(1e6 / 48_000.0 - 10.0, 2)
+        );
+        assert_eq!(reported.us_per_request.durable, 40.0);
+        let middle = r.rounds[1].breakdown.as_ref().unwrap();
+        assert_eq!(
+            middle.no_store.requests_per_s, 10_000.0,
+            "rounds keep their own"
+        );
+
         let mut failing = breakdown.clone();
         failing.no_fsync.non_2xx = 4;
+        let mut r = report(baseline.clone(), durable.clone());
         r.keep_median_round(vec![Round::new(baseline, durable, Some(failing))]);
         r.complete();
-        assert!(
-            r.breakdown.is_some(),
-            "the median round's breakdown is reported"
-        );
         let failures = r.failures();
         assert!(
             failures.len() == 1 && failures[0].contains("no fsync"),

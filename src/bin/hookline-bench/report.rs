@@ -301,7 +301,8 @@ pub struct Report {
     pub rounds: Vec<Round>,
     /// hookline's requests/s divided by the baseline's.
     pub ratio_requests_per_s: Option<f64>,
-    /// Where the durable run's time goes (that of the median round).
+    /// Where the durable run's time goes (see [`Report::keep_median_round`] for which runs a
+    /// `--rounds` run reports).
     pub breakdown: Option<Breakdown>,
     /// What the disk charges for one commit's writes and fsync, with no database.
     pub disk: Option<DiskFloor>,
@@ -352,9 +353,9 @@ impl Round {
 }
 
 /// Where a durable event's time goes: the same load against hookline with a store that keeps
-/// nothing and against hookline committing without the fsync, beside the baseline and the
-/// durable run of the same round. Each adds one part to the one before, so the differences of
-/// their times per request say what each part costs on the server's core.
+/// nothing and against hookline committing without the fsync, beside a baseline and a durable
+/// run. Each adds one part to the one before, so the differences of their times per request say
+/// what each part costs on the server's core.
 #[derive(Debug, Clone, Serialize)]
 pub struct Breakdown {
     /// hookline with a store that keeps nothing: the request path alone.

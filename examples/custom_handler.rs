@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use hookline::chatbrick;
 use hookline::config::{Config, RouteConfig};
 use hookline::server::ServerBuilder;
-use hookline::{Envelope, Handler, HandlerError, TypedEvent};
+use hookline::{Envelope, Handler, HandlerError};
 
 /// Reacts to new customer connections; everything else is acknowledged and ignored.
 struct WelcomeNewCustomers;
@@ -17,8 +17,7 @@ struct WelcomeNewCustomers;
 #[async_trait]
 impl Handler for WelcomeNewCustomers {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
-        if let TypedEvent::Chatbrick(chatbrick::Event::ContactConnected(connection)) = event.event()
-        {
+        if let Some(chatbrick::Event::ContactConnected(connection)) = event.typed() {
             let store = connection
                 .connected_store
                 .as_ref()

@@ -3,6 +3,10 @@
 //! The simple case needs no file at all: every setting an operator needs to get going has a
 //! `HOOKLINE_*` variable, and every secret can also be read from a file (`HOOKLINE_*_FILE`) so
 //! that Docker and Kubernetes secrets work without putting the value in the environment.
+//!
+//! This module layers the sections; each is owned by the module it configures: the providers'
+//! sections by `sources/`, `[store]` by the store, `[delivery]` and `[[routes]]` by dispatch, the
+//! forward handler's format by the handler.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -11,9 +15,24 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dispatch::retry::DeliveryConfig;
+pub use crate::dispatch::routes::RouteConfig;
+pub use crate::handlers::forward::{url_origin, ForwardFormat};
+pub use crate::settings::{split_list, ConfigError};
+pub use crate::sources::chatbrick::{ChatbrickConfig, ChatbrickEndpoint};
+pub use crate::sources::livedesk::LivedeskConfig;
+pub use crate::sources::SourcesConfig;
+pub use crate::store::{StoreConfig, Synchronous};
+
+use crate::settings::{parse_networks, Env};
+
 /// Everything hookline can be told, as read from the file and the environment.
+///
+/// Unknown keys are errors (a misspelt setting must not be silently ignored); they are caught
+/// after parsing rather than by serde's `deny_unknown_fields`, which cannot be combined with the
+/// flattened provider sections.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Config {
     /// Address of the public listener that providers post to.
     pub listen: SocketAddr,
@@ -33,18 +52,19 @@ pub struct Config {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     /// Requests handled at once; beyond that hookline answers 503 with `Retry-After` (liveDesk
-    /// requests first wait up to [`LivedeskConfig::overload_wait`] for a free slot).
+    /// requests first wait up to `livedesk.overload_wait` for a free slot).
     pub max_concurrent_requests: usize,
     /// Reverse proxies (CIDRs) whose `X-Forwarded-For`/`Forwarded` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Per-source client allow-lists (CIDRs); a source without a list accepts any address.
-    pub allowed_ips: AllowedIps,
+    /// Per-source client allow-lists (CIDRs), by source name (`[allowed_ips] chatbrick = […]`);
+    /// a source without a list accepts any address.
+    pub allowed_ips: BTreeMap<String, Vec<ipnet::IpNet>>,
     /// Logging.
     pub log: LogConfig,
-    /// ChatBrick source; off when no secret is configured.
-    pub chatbrick: ChatbrickConfig,
-    /// liveDesk source; off when no token is configured.
-    pub livedesk: LivedeskConfig,
+    /// The providers' sections: `[chatbrick]`, `[livedesk]`, … (each off until its secret or
+    /// token is configured).
+    #[serde(flatten)]
+    pub sources: SourcesConfig,
     /// The inbox.
     pub store: StoreConfig,
     /// Retry policy for deliveries.
@@ -55,6 +75,9 @@ pub struct Config {
     pub handlers: BTreeMap<String, HandlerConfig>,
     /// Which events go to which handler. Empty means: every event to the `log` handler.
     pub routes: Vec<RouteConfig>,
+    /// Top-level keys that are no setting, reported as errors by [`Config::from_file`].
+    #[serde(flatten, skip_serializing)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 /// How and how much hookline logs.
@@ -75,114 +98,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// ChatBrick endpoints and their signing secrets.
-#[derive(Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChatbrickConfig {
-    /// Secrets of the default endpoint `/webhooks/chatbrick` (several during a rotation).
-    pub secrets: Vec<String>,
-    /// Extra endpoints `/webhooks/chatbrick/<name>`, each with its own secrets.
-    pub endpoints: Vec<ChatbrickEndpoint>,
-}
-
-/// One extra ChatBrick endpoint.
-#[derive(Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChatbrickEndpoint {
-    /// Path segment after `/webhooks/chatbrick/`.
-    pub name: String,
-    /// Its signing secrets (`whsec_…`, or `whpk_…` for ed25519).
-    pub secrets: Vec<String>,
-}
-
-/// The liveDesk API-channel webhook.
-#[derive(Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LivedeskConfig {
-    /// Secret path segment of `/webhooks/livedesk/<token>`.
-    pub token: Option<String>,
-    /// Chatwoot signing secret; when set, `X-Chatwoot-Signature` is required and checked.
-    pub secret: Option<String>,
-    /// How long a liveDesk request waits for a free request slot when all
-    /// `max_concurrent_requests` are busy, before it gets 503. liveDesk never retries, so a 503
-    /// loses the event at the sender, while it waits up to 5 s for an answer; ChatBrick, which
-    /// retries, is refused at once. `0s` refuses liveDesk at once too.
-    #[serde(with = "humantime_serde")]
-    pub overload_wait: Duration,
-}
-
-impl Default for LivedeskConfig {
-    fn default() -> Self {
-        LivedeskConfig {
-            token: None,
-            secret: None,
-            overload_wait: Duration::from_secs(2),
-        }
-    }
-}
-
-/// SQLite durability trade-off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    /// fsync on every commit: an acknowledged event survives power loss.
-    Full,
-    /// fsync at checkpoints only: survives a crash of hookline, not of the machine.
-    Normal,
-}
-
-/// The inbox.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// SQLite `synchronous` setting.
-    pub synchronous: Synchronous,
-    /// How long event ids are remembered to drop the provider's duplicates.
-    #[serde(with = "humantime_serde")]
-    pub dedupe_window: Duration,
-    /// How long event bodies are kept once their deliveries are finished.
-    #[serde(with = "humantime_serde")]
-    pub retention: Duration,
-    /// How often the pruning task runs.
-    #[serde(with = "humantime_serde")]
-    pub prune_interval: Duration,
-    /// Upper bound on the database size in bytes; past it intake answers 503 (0 = no bound).
-    pub max_size: u64,
-}
-
-/// Retry policy for deliveries.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
-    /// Attempts before a delivery is dead-lettered.
-    pub max_attempts: u32,
-    /// Age of the event after which a failing delivery is dead-lettered.
-    #[serde(with = "humantime_serde")]
-    pub max_age: Duration,
-    /// Delay after the first failure; doubles each time.
-    #[serde(with = "humantime_serde")]
-    pub initial_backoff: Duration,
-    /// Cap on the delay between attempts.
-    #[serde(with = "humantime_serde")]
-    pub max_backoff: Duration,
-    /// Time a handler gets for one attempt.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Time running deliveries get to finish on shutdown.
-    #[serde(with = "humantime_serde")]
-    pub shutdown_grace: Duration,
-}
-
-/// Optional per-source client address allow-lists.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AllowedIps {
-    /// Networks ChatBrick (Svix) sends from.
-    pub chatbrick: Vec<ipnet::IpNet>,
-    /// Networks liveDesk sends from.
-    pub livedesk: Vec<ipnet::IpNet>,
 }
 
 /// The admin listener.
@@ -238,72 +153,6 @@ pub enum HandlerConfig {
     },
 }
 
-/// Body of forwarded requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ForwardFormat {
-    /// The provider's original bytes.
-    #[default]
-    Raw,
-    /// A CloudEvents 1.0 structured-mode JSON document.
-    Cloudevents,
-}
-
-/// One route: which events go to which handler.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Name shown in the inspector and metrics; defaults to the handler name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Name of a handler in `[handlers]` (or `log`).
-    pub handler: String,
-    /// `chatbrick` or `livedesk`; any when absent.
-    #[serde(default)]
-    pub source: Option<String>,
-    /// Endpoint names (`default` for the unnamed one); any when empty.
-    #[serde(default)]
-    pub endpoints: Vec<String>,
-    /// Event type globs such as `contact.connection.*`; any when empty.
-    #[serde(default)]
-    pub events: Vec<String>,
-    /// Body fields that must equal the given JSON values; dotted paths (`conversation.status`).
-    #[serde(default)]
-    pub when: BTreeMap<String, serde_json::Value>,
-}
-
-/// A configuration that cannot run, with what to fix.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for hookline.
-    #[error("invalid configuration file {path}: {message}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong (never contains a secret: TOML errors quote only keys and positions).
-        message: String,
-    },
-    /// An environment variable has a value that does not parse.
-    #[error("invalid {var}: {message}")]
-    Env {
-        /// Variable name.
-        var: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A semantic problem.
-    #[error("{0}")]
-    Invalid(String),
-}
-
 fn default_concurrency() -> usize {
     32
 }
@@ -328,15 +177,15 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1024,
             trusted_proxies: Vec::new(),
-            allowed_ips: AllowedIps::default(),
+            allowed_ips: BTreeMap::new(),
             log: LogConfig::default(),
-            chatbrick: ChatbrickConfig::default(),
-            livedesk: LivedeskConfig::default(),
+            sources: SourcesConfig::default(),
             store: StoreConfig::default(),
             delivery: DeliveryConfig::default(),
             admin: AdminConfig::default(),
             handlers: BTreeMap::new(),
             routes: Vec::new(),
+            unknown: BTreeMap::new(),
         }
     }
 }
@@ -346,31 +195,6 @@ impl Default for LogConfig {
         LogConfig {
             filter: "info".into(),
             format: LogFormat::Text,
-        }
-    }
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig {
-            synchronous: Synchronous::Full,
-            dedupe_window: Duration::from_secs(7 * 24 * 3600),
-            retention: Duration::from_secs(7 * 24 * 3600),
-            prune_interval: Duration::from_secs(600),
-            max_size: 0,
-        }
-    }
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        DeliveryConfig {
-            max_attempts: 30,
-            max_age: Duration::from_secs(72 * 3600),
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(3600),
-            timeout: Duration::from_secs(30),
-            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -404,49 +228,8 @@ fn masked(secret: &Option<String>) -> &'static str {
     }
 }
 
-/// A URL without its path, query and credentials (which may carry tokens), for `Debug` output.
-pub fn url_origin(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}{}",
-            u.scheme(),
-            u.host_str().unwrap_or(""),
-            u.port().map(|p| format!(":{p}")).unwrap_or_default()
-        ),
-        Err(_) => "<invalid url>".into(),
-    }
-}
-
-// Hand-written `Debug` for everything that holds a secret, so that printing a configuration
-// (in a log line, a panic message, a test failure) never shows one.
-
-impl std::fmt::Debug for ChatbrickConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatbrickConfig")
-            .field("secrets", &format_args!("<{} set>", self.secrets.len()))
-            .field("endpoints", &self.endpoints)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for ChatbrickEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatbrickEndpoint")
-            .field("name", &self.name)
-            .field("secrets", &format_args!("<{} set>", self.secrets.len()))
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for LivedeskConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LivedeskConfig")
-            .field("token", &masked(&self.token))
-            .field("secret", &masked(&self.secret))
-            .field("overload_wait", &self.overload_wait)
-            .finish()
-    }
-}
+// Hand-written `Debug` for what holds a secret: printing a configuration (in a log line, a panic
+// message, a test failure) must never show one.
 
 impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -518,15 +301,22 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.message().to_owned(),
-        })
+        })?;
+        match config.unknown.keys().next() {
+            Some(key) => Err(ConfigError::Parse {
+                path: path.to_owned(),
+                message: format!("unknown key `{key}`{}", line_of_key(&text, key)),
+            }),
+            None => Ok(config),
+        }
     }
 
     /// Applies `HOOKLINE_*` variables over what the file said.
     fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<(), ConfigError> {
-        let vars = EnvReader { env };
+        let vars = Env::new(env);
         if let Some(v) = vars.parsed("HOOKLINE_LISTEN")? {
             self.listen = v;
         }
@@ -554,17 +344,8 @@ impl Config {
         if let Some(v) = vars.plain("HOOKLINE_LOG_FORMAT") {
             self.log.format = parse_log_format(&v)?;
         }
-        if let Some(v) = vars.secret("HOOKLINE_CHATBRICK_SECRET")? {
-            self.chatbrick.secrets = split_list(&v);
-        }
-        if let Some(v) = vars.secret("HOOKLINE_LIVEDESK_TOKEN")? {
-            self.livedesk.token = Some(v);
-        }
-        if let Some(v) = vars.secret("HOOKLINE_LIVEDESK_SECRET")? {
-            self.livedesk.secret = Some(v);
-        }
-        if let Some(v) = vars.duration("HOOKLINE_LIVEDESK_OVERLOAD_WAIT")? {
-            self.livedesk.overload_wait = v;
+        for provider in self.sources.each_mut() {
+            provider.apply_env(&vars)?;
         }
         if let Some(v) = vars.plain("HOOKLINE_SYNCHRONOUS") {
             self.store.synchronous = parse_synchronous(&v)?;
@@ -579,7 +360,7 @@ impl Config {
     }
 
     /// `HOOKLINE_FORWARD_URL` + `HOOKLINE_FORWARD_SECRET`: a forward handler for every event.
-    fn apply_env_forward(&mut self, vars: &EnvReader<'_>) -> Result<(), ConfigError> {
+    fn apply_env_forward(&mut self, vars: &Env<'_>) -> Result<(), ConfigError> {
         let url = vars.plain("HOOKLINE_FORWARD_URL");
         let secret = vars.secret("HOOKLINE_FORWARD_SECRET")?;
         match (url, secret) {
@@ -641,35 +422,21 @@ impl Config {
                 self.admin.listen
             ));
         }
-        self.validate_endpoints()?;
+        self.validate_sources()?;
         self.validate_routes()
     }
 
-    fn validate_endpoints(&self) -> Result<(), ConfigError> {
-        let mut seen = std::collections::HashSet::new();
-        for endpoint in &self.chatbrick.endpoints {
-            let name = endpoint.name.as_str();
-            let valid = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid || name == "default" {
-                return Err(ConfigError::Invalid(format!(
-                    "chatbrick endpoint name {name:?} must be non-empty, not \"default\", and use only letters, digits, '-' and '_'"
-                )));
-            }
-            if !seen.insert(name) {
-                return Err(ConfigError::Invalid(format!(
-                    "chatbrick endpoint {name:?} is defined twice"
-                )));
-            }
-            if endpoint.secrets.is_empty() {
-                return Err(ConfigError::Invalid(format!(
-                    "chatbrick endpoint {name:?} has no secrets"
-                )));
-            }
+    /// Checks that `[allowed_ips]` names only sources that exist. (The providers' own sections
+    /// are checked when they are built, by `serve` and `check-config` alike.)
+    fn validate_sources(&self) -> Result<(), ConfigError> {
+        let known = crate::sources::all();
+        match self.allowed_ips.keys().find(|n| known.get(n).is_none()) {
+            Some(name) => Err(ConfigError::Invalid(format!(
+                "allowed_ips.{name}: no such source (expected one of {})",
+                known.names().join(", ")
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn validate_routes(&self) -> Result<(), ConfigError> {
@@ -683,10 +450,17 @@ impl Config {
                 )));
             }
             if let Some(source) = &route.source {
-                if source != "chatbrick" && source != "livedesk" {
+                let known = crate::sources::all();
+                if known.get(source).is_none() {
                     return Err(ConfigError::Invalid(format!(
-                        "route {:?}: source must be \"chatbrick\" or \"livedesk\", not {source:?}",
-                        route.name()
+                        "route {:?}: source must be one of {}, not {source:?}",
+                        route.name(),
+                        known
+                            .names()
+                            .iter()
+                            .map(|n| format!("{n:?}"))
+                            .collect::<Vec<_>>()
+                            .join(" or ")
                     )));
                 }
             }
@@ -701,106 +475,18 @@ impl Config {
     }
 }
 
-impl RouteConfig {
-    /// A route that sends every event to `handler`.
-    pub fn everything(handler: &str) -> RouteConfig {
-        RouteConfig {
-            name: None,
-            handler: handler.into(),
-            source: None,
-            endpoints: Vec::new(),
-            events: Vec::new(),
-            when: BTreeMap::new(),
-        }
-    }
-
-    /// The route's name: its own, or its handler's.
-    pub fn name(&self) -> &str {
-        self.name.as_deref().unwrap_or(&self.handler)
-    }
-}
-
-/// Reads `HOOKLINE_*` variables from a map, so tests need not touch the process environment.
-struct EnvReader<'a> {
-    env: &'a HashMap<String, String>,
-}
-
-impl EnvReader<'_> {
-    /// A non-empty value.
-    fn plain(&self, var: &str) -> Option<String> {
-        self.env
-            .get(var)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// A secret: from `VAR`, or from the file that `VAR_FILE` names.
-    fn secret(&self, var: &str) -> Result<Option<String>, ConfigError> {
-        if let Some(v) = self.plain(var) {
-            return Ok(Some(v));
-        }
-        let file_var = format!("{var}_FILE");
-        let Some(path) = self.plain(&file_var) else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Env {
-            var: file_var.clone(),
-            message: format!("cannot read {path}: {e}"),
-        })?;
-        Ok(Some(text.trim().to_owned()).filter(|v| !v.is_empty()))
-    }
-
-    /// A value parsed with `FromStr`; the error names the variable but not the value.
-    fn parsed<T>(&self, var: &str) -> Result<Option<T>, ConfigError>
-    where
-        T: std::str::FromStr,
-        T::Err: std::fmt::Display,
-    {
-        self.plain(var)
-            .map(|v| {
-                v.parse().map_err(|e: T::Err| ConfigError::Env {
-                    var: var.into(),
-                    message: e.to_string(),
-                })
-            })
-            .transpose()
-    }
-
-    /// A duration such as `5m` or `30s`.
-    fn duration(&self, var: &str) -> Result<Option<Duration>, ConfigError> {
-        self.plain(var)
-            .map(|v| {
-                humantime::parse_duration(&v).map_err(|e| ConfigError::Env {
-                    var: var.into(),
-                    message: e.to_string(),
-                })
-            })
-            .transpose()
-    }
-}
-
-/// Splits a list given as one string, separated by spaces and/or commas.
-pub fn split_list(value: &str) -> Vec<String> {
-    value
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// A list of CIDRs or single addresses (`10.0.0.0/8, 127.0.0.1`).
-fn parse_networks(var: &str, value: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
-    split_list(value)
-        .iter()
-        .map(|item| {
-            item.parse::<ipnet::IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| ConfigError::Env {
-                    var: var.into(),
-                    message: format!("{item:?} is not a CIDR or IP address"),
-                })
+/// `" (line N)"` for the line where a top-level key or table `key` is set, or nothing.
+fn line_of_key(text: &str, key: &str) -> String {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            let table = line.trim_start_matches('[').trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+                || (line.starts_with('[') && table.starts_with(key))
         })
-        .collect()
+        .map(|n| format!(" (line {})", n + 1))
+        .unwrap_or_default()
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, ConfigError> {
@@ -853,8 +539,11 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.routes.len(), 1);
         assert_eq!(config.routes[0].handler, "log");
-        assert!(config.chatbrick.secrets.is_empty());
-        assert_eq!(config.livedesk.overload_wait, Duration::from_secs(2));
+        assert!(config.sources.chatbrick.secrets.is_empty());
+        assert_eq!(
+            config.sources.livedesk.overload_wait,
+            Duration::from_secs(2)
+        );
     }
 
     #[test]
@@ -877,10 +566,13 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(config.livedesk.overload_wait, Duration::from_millis(500));
+        assert_eq!(
+            config.sources.livedesk.overload_wait,
+            Duration::from_millis(500)
+        );
         assert_eq!(config.listen.to_string(), "127.0.0.1:2000");
         assert_eq!(
-            config.chatbrick.secrets,
+            config.sources.chatbrick.secrets,
             vec!["whsec_b", "whsec_c", "whsec_d"]
         );
         assert_eq!(config.log.format, LogFormat::Json);
@@ -897,7 +589,10 @@ mod tests {
             &env(&[("HOOKLINE_LIVEDESK_TOKEN_FILE", path.to_str().unwrap())]),
         )
         .unwrap();
-        assert_eq!(config.livedesk.token.as_deref(), Some("s3cr3t-token-value"));
+        assert_eq!(
+            config.sources.livedesk.token.as_deref(),
+            Some("s3cr3t-token-value")
+        );
     }
 
     #[test]
@@ -979,8 +674,8 @@ mod tests {
     fn example_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hookline.example.toml");
         let config = Config::load(Some(&path), &HashMap::new()).unwrap();
-        assert_eq!(config.chatbrick.secrets.len(), 1);
-        assert!(config.livedesk.token.is_some());
+        assert_eq!(config.sources.chatbrick.secrets.len(), 1);
+        assert!(config.sources.livedesk.token.is_some());
         assert_eq!(config.routes.len(), 1);
     }
 

@@ -1,6 +1,126 @@
 //! The provider-neutral event record that travels from intake through the inbox to the handlers.
+//!
+//! Nothing here knows a provider. A provider (a folder under `sources/`) describes itself with a
+//! [`SourceSpec`], decodes the bodies it authenticated into its own event types, and hands them
+//! over as a [`Decoded`]: a [`ProviderEvent`] trait object, or why the body did not fit.
 
+use std::any::Any;
+use std::fmt;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// What hookline needs to know about a provider to store, route and decode its events.
+///
+/// Each provider declares one as a `static` and refers to it through [`Source`].
+#[derive(Debug)]
+pub struct SourceSpec {
+    /// The lowercase name used in URLs, the store, routes and metrics (`chatbrick`).
+    pub name: &'static str,
+    /// The short code in hookline's event ids (`evt_cb_…`), see [`event_id`].
+    pub id_code: &'static str,
+    /// Decodes an authenticated body into the provider's types. Never fails: a body that does not
+    /// fit is [`Decoded::Undecodable`].
+    pub decode: fn(&[u8]) -> Decoded,
+}
+
+/// Which provider sent an event: a cheap, copyable handle to its [`SourceSpec`].
+///
+/// Two sources are equal when their names are.
+#[derive(Clone, Copy)]
+pub struct Source(&'static SourceSpec);
+
+impl Source {
+    /// The source a provider's spec describes.
+    pub const fn new(spec: &'static SourceSpec) -> Source {
+        Source(spec)
+    }
+
+    /// The lowercase name used in URLs, the store, routes and metrics.
+    pub fn as_str(self) -> &'static str {
+        self.0.name
+    }
+
+    /// Decodes a body of this source.
+    pub fn decode(self, body: &[u8]) -> Decoded {
+        (self.0.decode)(body)
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Source {}
+
+impl std::hash::Hash for Source {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.name)
+    }
+}
+
+/// The sources one build of hookline serves, to turn a stored name back into a [`Source`].
+#[derive(Debug, Clone, Default)]
+pub struct Sources(Vec<Source>);
+
+impl Sources {
+    /// A set of sources.
+    pub fn new(sources: Vec<Source>) -> Sources {
+        Sources(sources)
+    }
+
+    /// The source with this name, if this build serves it.
+    pub fn get(&self, name: &str) -> Option<Source> {
+        self.0.iter().copied().find(|s| s.as_str() == name)
+    }
+
+    /// Every source, in the order they were listed.
+    pub fn iter(&self) -> impl Iterator<Item = Source> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// The names, for messages that list what is allowed.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|s| s.as_str()).collect()
+    }
+}
+
+/// Stands in for the source of a stored event that this build does not serve (an event stored by
+/// a build with another provider), so that the event is still delivered, raw.
+pub const UNKNOWN_SOURCE: Source = Source::new(&UNKNOWN_SPEC);
+
+/// The spec behind [`UNKNOWN_SOURCE`].
+static UNKNOWN_SPEC: SourceSpec = SourceSpec {
+    name: "unknown",
+    id_code: "xx",
+    decode: |_| Decoded::Undecodable {
+        error: "this build of hookline serves no such source".into(),
+        event_type: None,
+    },
+};
 
 /// Ids that say what an event is about: what the `log` handler prints and what operators grep for.
 ///
@@ -35,126 +155,87 @@ pub struct PersonalData {
     pub content: Option<String>,
 }
 
-use std::sync::OnceLock;
-
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
-
-use crate::{chatbrick, livedesk};
-
-/// Which provider sent an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// ChatBrick (Svix, Standard Webhooks).
-    Chatbrick,
-    /// liveDesk (Chatwoot).
-    Livedesk,
-}
-
-impl Source {
-    /// The lowercase name used in URLs, the store, routes and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Chatbrick => "chatbrick",
-            Source::Livedesk => "livedesk",
-        }
-    }
-}
-
-impl std::str::FromStr for Source {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "chatbrick" => Ok(Source::Chatbrick),
-            "livedesk" => Ok(Source::Livedesk),
-            other => Err(format!(
-                "unknown source {other:?} (expected chatbrick or livedesk)"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// A provider's decoded event, as the provider-neutral parts of hookline use it.
+///
+/// Handlers that want the provider's own type ask the envelope for it with [`Envelope::typed`].
+pub trait ProviderEvent: Any + fmt::Debug + Send + Sync {
+    /// The wire event type (`contact.connection.connected`, `message_created`, …).
+    fn event_type(&self) -> &str;
+    /// The ids the event is about.
+    fn key_ids(&self) -> KeyIds;
+    /// Names and message text.
+    fn personal(&self) -> PersonalData;
 }
 
 /// The body decoded into the provider's types, or why it could not be.
-// Almost every event is one of the large variants, so boxing them would add an allocation to
-// nearly every request to save memory only on the rare undecodable one.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum TypedEvent {
-    /// A ChatBrick event (documented or not).
-    Chatbrick(chatbrick::Event),
-    /// A liveDesk event (documented or not).
-    Livedesk(livedesk::Event),
+#[derive(Debug)]
+pub enum Decoded {
+    /// A provider event (documented or not: providers keep unknown types as an `Other` variant).
+    Event(Box<dyn ProviderEvent>),
     /// Authentic, but the body does not fit the types: stored and routed raw, flagged.
     Undecodable {
         /// The decode error, for the inspector and logs.
         error: String,
+        /// The event type read leniently from the body, when even that was possible.
+        event_type: Option<String>,
     },
 }
 
-impl TypedEvent {
-    /// Decodes a body of the given source; never fails, flags instead.
-    pub fn decode(source: Source, body: &[u8]) -> TypedEvent {
-        let result = match source {
-            Source::Chatbrick => chatbrick::Event::decode(body)
-                .map(TypedEvent::Chatbrick)
-                .map_err(|e| e.to_string()),
-            Source::Livedesk => livedesk::Event::decode(body)
-                .map(TypedEvent::Livedesk)
-                .map_err(|e| e.to_string()),
-        };
-        result.unwrap_or_else(|error| TypedEvent::Undecodable { error })
+impl Decoded {
+    /// The outcome of a provider's decoder: its event, or its error with the type it could still
+    /// read from the body.
+    pub fn from_result<E: ProviderEvent, Err: fmt::Display>(
+        result: Result<E, Err>,
+        peek_type: impl FnOnce() -> Option<String>,
+    ) -> Decoded {
+        match result {
+            Ok(event) => Decoded::Event(Box::new(event)),
+            Err(error) => Decoded::Undecodable {
+                error: error.to_string(),
+                event_type: peek_type(),
+            },
+        }
+    }
+
+    /// The provider event, when the body decoded.
+    pub fn event(&self) -> Option<&dyn ProviderEvent> {
+        match self {
+            Decoded::Event(event) => Some(event.as_ref()),
+            Decoded::Undecodable { .. } => None,
+        }
     }
 
     /// The decode error, when the body did not fit.
-    pub fn decode_error(&self) -> Option<&str> {
+    pub fn error(&self) -> Option<&str> {
         match self {
-            TypedEvent::Undecodable { error } => Some(error),
-            _ => None,
+            Decoded::Event(_) => None,
+            Decoded::Undecodable { error, .. } => Some(error),
+        }
+    }
+
+    /// The wire event type, or [`UNKNOWN_TYPE`] when the body does not even say.
+    pub fn event_type(&self) -> &str {
+        match self {
+            Decoded::Event(event) => event.event_type(),
+            Decoded::Undecodable { event_type, .. } => {
+                event_type.as_deref().unwrap_or(UNKNOWN_TYPE)
+            }
         }
     }
 
     /// Ids the event is about (empty when undecodable).
     pub fn key_ids(&self) -> KeyIds {
-        match self {
-            TypedEvent::Chatbrick(e) => e.key_ids(),
-            TypedEvent::Livedesk(e) => e.key_ids(),
-            TypedEvent::Undecodable { .. } => KeyIds::default(),
-        }
+        self.event().map(|e| e.key_ids()).unwrap_or_default()
     }
 
     /// Names and message text (empty when undecodable).
     pub fn personal(&self) -> PersonalData {
-        match self {
-            TypedEvent::Chatbrick(e) => e.personal(),
-            TypedEvent::Livedesk(e) => e.personal(),
-            TypedEvent::Undecodable { .. } => PersonalData::default(),
-        }
+        self.event().map(|e| e.personal()).unwrap_or_default()
     }
 }
 
 /// Event type recorded for a body whose type cannot even be read.
 pub const UNKNOWN_TYPE: &str = "unknown";
-
-/// The wire event type of a body: from the decoded event, or read leniently from an undecodable one.
-pub fn event_type_of(source: Source, event: &TypedEvent, body: &[u8]) -> String {
-    match event {
-        TypedEvent::Chatbrick(e) => e.event_type().to_owned(),
-        TypedEvent::Livedesk(e) => e.event_type().to_owned(),
-        TypedEvent::Undecodable { .. } => match source {
-            Source::Chatbrick => chatbrick::event::peek_type(body),
-            Source::Livedesk => livedesk::event::peek_type(body),
-        }
-        .unwrap_or_else(|| UNKNOWN_TYPE.to_owned()),
-    }
-}
 
 /// Longest provider id that [`event_id`] embeds as it is; longer ones are hashed.
 const MAX_EMBEDDED_ID: usize = 96;
@@ -168,10 +249,7 @@ const MAX_EMBEDDED_ID: usize = 96;
 /// unique index grows at its end instead of being written at random pages. Other ids are hashed
 /// (`evt_cb~<hex>`).
 pub fn event_id(source: Source, provider_id: &str) -> String {
-    let code = match source {
-        Source::Chatbrick => "cb",
-        Source::Livedesk => "ld",
-    };
+    let code = source.0.id_code;
     let url_safe = !provider_id.is_empty()
         && provider_id.len() <= MAX_EMBEDDED_ID
         && provider_id
@@ -186,8 +264,8 @@ pub fn event_id(source: Source, provider_id: &str) -> String {
     }
 }
 
-/// The provider id of a liveDesk request without `X-Chatwoot-Delivery`: a hash of the body, so
-/// that the same body sent twice is recognised as a duplicate.
+/// A provider id for a request that carries none: a hash of the body, so that the same body sent
+/// twice is recognised as a duplicate.
 pub fn body_hash_id(body: &[u8]) -> String {
     format!("sha256-{}", hex::encode(Sha256::digest(body)))
 }
@@ -195,9 +273,8 @@ pub fn body_hash_id(body: &[u8]) -> String {
 /// One received event: what handlers get, and what the inbox stores.
 ///
 /// The typed event is decoded at intake (routing and flagging need it) and, for events read
-/// back from the store, only when a handler first asks for it: the forward handler, which sends
+/// back from the store, only when something first asks for it: the forward handler, which sends
 /// the raw bytes, never pays for decoding.
-#[derive(Debug, Clone)]
 pub struct Envelope {
     /// hookline's stable event id (`evt_…`), see [`event_id`].
     pub id: String,
@@ -215,37 +292,62 @@ pub struct Envelope {
     pub decode_error: Option<String>,
     /// The exact bytes the provider sent.
     pub body: Bytes,
-    /// The typed event, decoded once on first use. Boxed: the largest liveDesk event is ~2 KB,
-    /// and an envelope moves through several futures on its way to the store; inline, every
-    /// such move copied the whole event (and the request's future grew by as much).
-    event: OnceLock<Box<TypedEvent>>,
+    /// The body decoded, once, on first use (or at intake). The provider event inside is boxed:
+    /// the largest liveDesk event is ~2 KB, and an envelope moves through several futures on its
+    /// way to the store; inline, every such move would copy the whole event.
+    decoded: OnceLock<Decoded>,
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("id", &self.id)
+            .field("source", &self.source)
+            .field("endpoint", &self.endpoint)
+            .field("event_type", &self.event_type)
+            .field("received_at", &self.received_at)
+            .field("decode_error", &self.decode_error)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Envelope {
-    /// Builds the record for an authenticated body: decodes it and derives the ids.
+    /// The record of an authenticated body that its provider has decoded.
     pub fn new(
         source: Source,
         endpoint: &str,
         provider_id: String,
         received_at: DateTime<Utc>,
         body: Bytes,
+        decoded: Decoded,
     ) -> Envelope {
-        let event = Box::new(TypedEvent::decode(source, &body));
-        let event_type = event_type_of(source, &event, &body);
         Envelope {
             id: event_id(source, &provider_id),
             source,
             endpoint: endpoint.to_owned(),
             provider_id,
-            event_type,
+            event_type: decoded.event_type().to_owned(),
             received_at,
-            decode_error: event.decode_error().map(str::to_owned),
+            decode_error: decoded.error().map(str::to_owned),
             body,
-            event: OnceLock::from(event),
+            decoded: OnceLock::from(decoded),
         }
     }
 
-    /// Rebuilds a stored record without decoding the body (see [`Envelope::event`]).
+    /// The record of an authenticated body, decoded now by its source.
+    pub fn decode(
+        source: Source,
+        endpoint: &str,
+        provider_id: String,
+        received_at: DateTime<Utc>,
+        body: Bytes,
+    ) -> Envelope {
+        let decoded = source.decode(&body);
+        Envelope::new(source, endpoint, provider_id, received_at, body, decoded)
+    }
+
+    /// Rebuilds a stored record without decoding the body (see [`Envelope::decoded`]).
     pub fn restore(
         source: Source,
         endpoint: String,
@@ -264,14 +366,103 @@ impl Envelope {
             received_at,
             decode_error,
             body,
-            event: OnceLock::new(),
+            decoded: OnceLock::new(),
         }
     }
 
     /// The body decoded into the provider's types (or the decode error).
-    pub fn event(&self) -> &TypedEvent {
-        self.event
-            .get_or_init(|| Box::new(TypedEvent::decode(self.source, &self.body)))
+    pub fn decoded(&self) -> &Decoded {
+        self.decoded.get_or_init(|| self.source.decode(&self.body))
+    }
+
+    /// The body as the provider's own event type `E` (for example `hookline::chatbrick::Event`):
+    /// `None` when the event is another provider's, or did not decode.
+    pub fn typed<E: ProviderEvent>(&self) -> Option<&E> {
+        let event: &dyn Any = self.decoded().event()?;
+        event.downcast_ref::<E>()
+    }
+
+    /// Ids the event is about (empty when undecodable).
+    pub fn key_ids(&self) -> KeyIds {
+        self.decoded().key_ids()
+    }
+
+    /// Names and message text (empty when undecodable).
+    pub fn personal(&self) -> PersonalData {
+        self.decoded().personal()
+    }
+}
+
+/// A source for the tests of provider-neutral modules, which must not depend on a real provider:
+/// it reads the event type from a JSON object's `type` or `event` key.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// The decoded form of a test body.
+    #[derive(Debug, PartialEq)]
+    pub(crate) struct TestEvent {
+        /// The body's `type` or `event`.
+        pub(crate) event_type: String,
+    }
+
+    impl ProviderEvent for TestEvent {
+        fn event_type(&self) -> &str {
+            &self.event_type
+        }
+        fn key_ids(&self) -> KeyIds {
+            KeyIds::default()
+        }
+        fn personal(&self) -> PersonalData {
+            PersonalData::default()
+        }
+    }
+
+    fn decode(body: &[u8]) -> Decoded {
+        let value: Result<serde_json::Value, _> = serde_json::from_slice(body);
+        let event_type = value.as_ref().ok().and_then(|v| {
+            v.get("type")
+                .or_else(|| v.get("event"))
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        });
+        match (value, event_type) {
+            (Ok(_), Some(event_type)) => Decoded::Event(Box::new(TestEvent { event_type })),
+            (Ok(_), None) => Decoded::Undecodable {
+                error: "no type".into(),
+                event_type: None,
+            },
+            (Err(e), _) => Decoded::Undecodable {
+                error: e.to_string(),
+                event_type: None,
+            },
+        }
+    }
+
+    /// A test source with this name and id code (leaked: tests only).
+    pub(crate) fn source(name: &'static str, id_code: &'static str) -> Source {
+        Source::new(Box::leak(Box::new(SourceSpec {
+            name,
+            id_code,
+            decode,
+        })))
+    }
+
+    /// An envelope of a test source named `source`.
+    pub(crate) fn envelope(
+        source: &'static str,
+        endpoint: &str,
+        provider_id: &str,
+        received_at: DateTime<Utc>,
+        body: &'static [u8],
+    ) -> Envelope {
+        Envelope::decode(
+            self::source(source, "tt"),
+            endpoint,
+            provider_id.into(),
+            received_at,
+            Bytes::from_static(body),
+        )
     }
 }
 
@@ -281,40 +472,68 @@ mod tests {
 
     #[test]
     fn event_id_is_stable_and_source_scoped() {
-        let a = event_id(Source::Chatbrick, "msg_2Xk9");
+        let chatbrick = testing::source("chatbrick", "cb");
+        let livedesk = testing::source("livedesk", "ld");
+        let a = event_id(chatbrick, "msg_2Xk9");
         assert_eq!(a, "evt_cb_msg_2Xk9");
-        assert_eq!(a, event_id(Source::Chatbrick, "msg_2Xk9"));
-        assert_ne!(a, event_id(Source::Livedesk, "msg_2Xk9"));
+        assert_eq!(a, event_id(chatbrick, "msg_2Xk9"));
+        assert_ne!(a, event_id(livedesk, "msg_2Xk9"));
         let uuid = "1d484823-da29-4086-a7ba-d65ad0ebb588";
-        assert_eq!(event_id(Source::Livedesk, uuid), format!("evt_ld_{uuid}"));
+        assert_eq!(event_id(livedesk, uuid), format!("evt_ld_{uuid}"));
     }
 
     #[test]
     fn unsafe_or_long_provider_ids_are_hashed() {
+        let source = testing::source("chatbrick", "cb");
         for odd in ["a/b", "x y", "ünï", "", &"a".repeat(97)] {
-            let id = event_id(Source::Chatbrick, odd);
+            let id = event_id(source, odd);
             assert!(id.starts_with("evt_cb~") && id.len() == 7 + 32, "{id}");
         }
-        assert_ne!(
-            event_id(Source::Chatbrick, "a/b"),
-            event_id(Source::Chatbrick, "a/c")
-        );
-    }
-
-    #[test]
-    fn an_envelope_is_small_whatever_event_it_carries() {
-        // It is moved through the request's futures, into an `Arc`, into store jobs: the
-        // decoded event (up to ~2 KB) stays behind a pointer.
-        assert!(std::mem::size_of::<TypedEvent>() > 1024);
-        assert!(
-            std::mem::size_of::<Envelope>() <= 256,
-            "{}",
-            std::mem::size_of::<Envelope>()
-        );
+        assert_ne!(event_id(source, "a/b"), event_id(source, "a/c"));
     }
 
     #[test]
     fn body_hash_differs_per_body() {
         assert_ne!(body_hash_id(b"{}"), body_hash_id(b"{ }"));
+    }
+
+    #[test]
+    fn a_restored_envelope_decodes_on_first_use_to_the_same_event() {
+        let original = testing::envelope("test", "default", "m1", Utc::now(), br#"{"type":"a.b"}"#);
+        let restored = Envelope::restore(
+            original.source,
+            original.endpoint.clone(),
+            original.provider_id.clone(),
+            original.event_type.clone(),
+            original.received_at,
+            None,
+            original.body.clone(),
+        );
+        assert_eq!(restored.id, original.id);
+        assert_eq!(
+            restored.typed::<testing::TestEvent>(),
+            original.typed::<testing::TestEvent>()
+        );
+        assert_eq!(restored.decoded().event_type(), "a.b");
+    }
+
+    #[test]
+    fn an_undecodable_body_keeps_its_error_and_the_type_it_could_read() {
+        let envelope = testing::envelope("test", "default", "m1", Utc::now(), b"not json");
+        assert_eq!(envelope.event_type, UNKNOWN_TYPE);
+        assert!(envelope.decode_error.is_some());
+        assert!(envelope.typed::<testing::TestEvent>().is_none());
+        assert_eq!(envelope.key_ids(), KeyIds::default());
+    }
+
+    #[test]
+    fn sources_are_found_by_name_and_the_unknown_one_decodes_nothing() {
+        let sources = Sources::new(vec![testing::source("chatbrick", "cb")]);
+        assert_eq!(
+            sources.get("chatbrick").map(Source::as_str),
+            Some("chatbrick")
+        );
+        assert_eq!(sources.get("gone"), None);
+        assert!(UNKNOWN_SOURCE.decode(b"{}").error().is_some());
     }
 }

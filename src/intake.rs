@@ -1,7 +1,12 @@
-//! What every provider's endpoint shares: reading the body within limits, committing the event
-//! to the inbox before answering, and the one place where errors become HTTP responses.
+//! What every provider's endpoint shares, and nothing provider-specific: admitting a request
+//! (allow-list, a request slot), reading the body within limits, committing the event to the
+//! inbox before answering, handing its deliveries to dispatch, and the one place where errors
+//! become HTTP responses.
+//!
+//! A provider (under `sources/`) runs its checks that need no body, then calls
+//! [`Intake::receive`] with a closure that authenticates and decodes the body into an
+//! [`Envelope`]; intake does the rest.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -15,37 +20,77 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::AllowedIps;
-use crate::dispatch::{Dispatcher, Reservation, Router};
-use crate::envelope::Envelope;
-use crate::envelope::Source;
+use crate::dispatch::{Delivery, Dispatcher, Reservation, Router};
+use crate::envelope::{Envelope, Source};
 use crate::metrics;
 use crate::rejection_log::RejectionLog;
-use crate::signature::{Verifier, VerifyError};
-use crate::sources::livedesk::verify::{ChatwootVerifier, UrlToken};
-use crate::store::{Claimed, DeliveryStart, InsertOutcome, NewDelivery, NextStep, Store};
+use crate::signature::VerifyError;
+use crate::store::{DeliveryStart, InsertOutcome, NewDelivery, Store};
 
 /// Seconds a client is asked to wait before retrying after a 503.
 const RETRY_AFTER_SECS: u64 = 5;
 
-/// Shared state of the public listener: authentication material, limits, and where accepted
-/// events go. Held in an `Arc`; every request borrows it.
+/// The client address of a request, after trusted-proxy resolution: set in the request's
+/// extensions by the server's request layer, read by providers for their allow-lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+impl ClientIp {
+    /// The client address recorded in a request's extensions, if any.
+    pub fn of(parts: &axum::http::request::Parts) -> Option<IpAddr> {
+        parts.extensions.get::<ClientIp>().map(|client| client.0)
+    }
+}
+
+/// How intake admits one provider's requests, as the provider's configuration says.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// The source of the requests, for metrics and logs.
+    source: Source,
+    /// Client networks allowed to send (any when empty).
+    allowed: Vec<ipnet::IpNet>,
+    /// How long a request may wait for a slot when all are busy before its 503: zero for a
+    /// sender that retries (refused at once), up to a few seconds for one that does not.
+    overload_wait: Duration,
+}
+
+impl Admission {
+    /// Admission for `source`'s requests.
+    pub fn new(source: Source, allowed: Vec<ipnet::IpNet>, overload_wait: Duration) -> Self {
+        Admission {
+            source,
+            allowed,
+            overload_wait,
+        }
+    }
+
+    /// The source of the requests.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Refuses clients outside the allow-list (when there is one).
+    pub fn check_client(&self, client: Option<IpAddr>) -> Result<(), Rejection> {
+        let allowed = self.allowed.is_empty()
+            || client.is_some_and(|ip| self.allowed.iter().any(|net| net.contains(&ip)));
+        if allowed {
+            Ok(())
+        } else {
+            Err(Rejection::Forbidden)
+        }
+    }
+}
+
+/// Shared state of the public listener's webhook requests: limits, and where accepted events
+/// go. Held in an `Arc`; every request borrows it.
 pub struct Intake {
-    /// ChatBrick verifiers by endpoint name (`default` for `/webhooks/chatbrick`); empty = off.
-    pub chatbrick: HashMap<String, Verifier>,
-    /// liveDesk authentication; `None` = off.
-    pub livedesk: Option<LivedeskAuth>,
-    /// Per-source client allow-lists (empty list = any address).
-    pub allowed_ips: AllowedIps,
     /// Largest body accepted.
     pub body_limit: usize,
     /// Time allowed to receive the body.
     pub body_timeout: Duration,
     /// Requests handled at once; beyond it, 503 with `Retry-After` instead of an unbounded
-    /// queue (liveDesk requests first wait up to [`Intake::livedesk_overload_wait`] for a slot).
+    /// queue (a source may let its requests first wait for a slot, see [`Admission`]).
     pub slots: Arc<Semaphore>,
-    /// How long a liveDesk request may wait for a slot before its 503 (ChatBrick never waits).
-    pub livedesk_overload_wait: Duration,
     /// The inbox.
     pub store: Arc<dyn Store>,
     /// Which handlers each event goes to.
@@ -65,29 +110,16 @@ pub struct Intake {
 impl std::fmt::Debug for Intake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Intake")
-            .field(
-                "chatbrick_endpoints",
-                &self.chatbrick.keys().collect::<Vec<_>>(),
-            )
-            .field("livedesk", &self.livedesk.is_some())
             .field("body_limit", &self.body_limit)
+            .field("body_timeout", &self.body_timeout)
             .finish_non_exhaustive()
     }
-}
-
-/// liveDesk's URL token, and the Chatwoot signature check when a secret is configured.
-#[derive(Debug)]
-pub struct LivedeskAuth {
-    /// The `<token>` of `/webhooks/livedesk/<token>`.
-    pub token: UrlToken,
-    /// Checks `X-Chatwoot-Signature` when set.
-    pub chatwoot: Option<ChatwootVerifier>,
 }
 
 /// Every way intake can refuse a request, each with its HTTP status and short reason.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
-    /// The source is off, or the ChatBrick endpoint is unknown.
+    /// The source is off, or the endpoint is unknown.
     #[error("no such webhook endpoint")]
     NotFound,
     /// The client address is not on the source's allow-list.
@@ -148,57 +180,48 @@ impl IntoResponse for Rejection {
 }
 
 impl Intake {
-    /// Refuses clients outside the source's allow-list (when it has one).
-    pub fn check_client(&self, source: Source, client: Option<IpAddr>) -> Result<(), Rejection> {
-        let allowed = match source {
-            Source::Chatbrick => &self.allowed_ips.chatbrick,
-            Source::Livedesk => &self.allowed_ips.livedesk,
-        };
-        if allowed.is_empty() {
-            return Ok(());
-        }
-        match client {
-            Some(ip) if allowed.iter().any(|net| net.contains(&ip)) => Ok(()),
-            _ => Err(Rejection::Forbidden),
-        }
-    }
-
-    /// Runs one webhook request. `authenticate` is the outcome of the source's checks that
-    /// need no body (source configured, client allowed, URL token): a request that fails them
-    /// is refused before it takes or waits for a slot. Otherwise it takes a slot (held until
-    /// the commit is done, so the limit bounds everything a request holds), runs
-    /// `authenticate` (body and signature), commits and answers. Rejections are counted, logged
-    /// without secrets (at most one line per reason per second), and mapped to their status.
-    pub async fn receive(
+    /// Runs one webhook request. `authenticate` is the outcome of the provider's checks that
+    /// need no body (source configured, endpoint known, client allowed, URL token): a request
+    /// that fails them is refused before it takes or waits for a slot. Otherwise it takes a
+    /// slot (held until the commit is done, so the limit bounds everything a request holds),
+    /// reads the body, hands it to `authenticate` (signature and decoding), commits and answers.
+    /// Rejections are counted, logged without secrets (at most one line per reason per second),
+    /// and mapped to their status.
+    pub async fn receive<A>(
         &self,
-        source: Source,
+        admission: &Admission,
         endpoint_label: &str,
-        authenticate: Result<
-            impl std::future::Future<Output = Result<Envelope, Rejection>>,
-            Rejection,
-        >,
-    ) -> Response {
+        body: Body,
+        authenticate: Result<A, Rejection>,
+    ) -> Response
+    where
+        A: FnOnce(Bytes) -> Result<Envelope, Rejection>,
+    {
         let result = async {
             let authenticate = authenticate?;
-            let _slot = self.admit(source).await?;
-            let envelope = authenticate.await?;
+            let _slot = self.admit(admission).await?;
+            let body = self.read_body(body).await?;
+            let envelope = authenticate(body)?;
             self.accept(envelope).await
         }
         .await;
-        result.unwrap_or_else(|rejection| {
-            let reason = rejection.reason();
-            metrics::request(source, endpoint_label, reason);
-            if let Some(left_out) = self.rejection_log.admit(reason, Instant::now()) {
-                tracing::warn!(
-                    source = source.as_str(),
-                    endpoint = endpoint_label,
-                    reason,
-                    left_out,
-                    "webhook rejected: {rejection}"
-                );
-            }
-            rejection.into_response()
-        })
+        result.unwrap_or_else(|rejection| self.refuse(admission.source, endpoint_label, rejection))
+    }
+
+    /// Counts, logs (at most one line per reason per second) and answers a rejection.
+    fn refuse(&self, source: Source, endpoint_label: &str, rejection: Rejection) -> Response {
+        let reason = rejection.reason();
+        metrics::request(source, endpoint_label, reason);
+        if let Some(left_out) = self.rejection_log.admit(reason, Instant::now()) {
+            tracing::warn!(
+                source = source.as_str(),
+                endpoint = endpoint_label,
+                reason,
+                left_out,
+                "webhook rejected: {rejection}"
+            );
+        }
+        rejection.into_response()
     }
 
     /// Whether `/readyz` should say ready.
@@ -207,28 +230,26 @@ impl Intake {
             && self.unready_until.load(Ordering::Relaxed) <= chrono::Utc::now().timestamp_millis()
     }
 
-    /// Takes a request slot, or refuses with 503 when all are busy: ChatBrick at once (it
-    /// retries), liveDesk after waiting up to `livedesk_overload_wait` for one (it does not).
-    /// Waiting requests get freed slots in turn, before any request that arrives later.
-    async fn admit(&self, source: Source) -> Result<OwnedSemaphorePermit, Rejection> {
+    /// Takes a request slot, or refuses with 503 when all are busy: at once for a source that
+    /// retries, after waiting up to its `overload_wait` for a source that does not. Waiting
+    /// requests get freed slots in turn, before any request that arrives later.
+    async fn admit(&self, admission: &Admission) -> Result<OwnedSemaphorePermit, Rejection> {
         if let Ok(slot) = self.slots.clone().try_acquire_owned() {
             return Ok(slot);
         }
-        let wait = match source {
-            Source::Livedesk => self.livedesk_overload_wait,
-            Source::Chatbrick => Duration::ZERO,
-        };
-        if wait.is_zero() {
+        if admission.overload_wait.is_zero() {
             return Err(Rejection::Overloaded);
         }
-        match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
+        match tokio::time::timeout(admission.overload_wait, self.slots.clone().acquire_owned())
+            .await
+        {
             Ok(Ok(slot)) => Ok(slot),
             _ => Err(Rejection::Overloaded),
         }
     }
 
     /// Reads the whole body, refusing it past the size limit or the time limit.
-    pub async fn read_body(&self, body: Body) -> Result<Bytes, Rejection> {
+    async fn read_body(&self, body: Body) -> Result<Bytes, Rejection> {
         let limited = Limited::new(body, self.body_limit);
         match tokio::time::timeout(self.body_timeout, limited.collect()).await {
             Err(_) => Err(Rejection::Timeout(self.body_timeout)),
@@ -312,11 +333,11 @@ impl Intake {
         {
             match (reservation, delivery.start) {
                 (_, DeliveryStart::Delivered(success)) => {
-                    metrics::attempt(&delivery.handler, NextStep::Delivered, success.duration)
+                    metrics::attempt(&delivery.handler, "delivered", success.duration)
                 }
                 (Some(reservation), _) => self.dispatcher.hand_over(
                     reservation,
-                    Claimed {
+                    Delivery {
                         delivery_id,
                         route: delivery.route,
                         attempt: 1,

@@ -30,11 +30,12 @@ pub mod metrics;
 mod rejection_log;
 pub mod send;
 pub mod server;
+pub mod settings;
 pub mod shutdown;
 pub mod signature;
 pub mod sources;
 pub mod store;
 
-pub use envelope::{Envelope, Source, TypedEvent};
+pub use envelope::{Decoded, Envelope, ProviderEvent, Source};
 pub use handlers::{Handler, HandlerError};
 pub use sources::{chatbrick, livedesk};

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use hookline::admin_client::{self, AdminClient};
 use hookline::config::Config;
-use hookline::server::{parse_keys, process, ServerBuilder};
-use hookline::{send, Source};
+use hookline::server::{process, ServerBuilder};
+use hookline::{chatbrick, livedesk, send};
 use serde_json::Value;
 
 /// mimalloc: measurably less time in allocation and free than the system allocator on the
@@ -199,11 +199,13 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 fn warn_disabled_sources(config: &Config) {
-    if config.chatbrick.secrets.is_empty() && config.chatbrick.endpoints.is_empty() {
-        tracing::warn!("ChatBrick is off: no secret configured (HOOKLINE_CHATBRICK_SECRET); /webhooks/chatbrick answers 404");
-    }
-    if config.livedesk.token.is_none() {
-        tracing::warn!("liveDesk is off: no token configured (HOOKLINE_LIVEDESK_TOKEN); /webhooks/livedesk/* answers 404");
+    let Ok(providers) = config.sources.build(config.tolerance, &config.allowed_ips) else {
+        return; // Starting fails with the reason.
+    };
+    for (provider, built) in config.sources.each().iter().zip(&providers) {
+        if let Some(reason) = built.off() {
+            tracing::warn!("{} is off: {reason}", provider.source());
+        }
     }
 }
 
@@ -256,30 +258,10 @@ fn check_config(config: &Config) -> ExitCode {
             humantime::format_duration(config.store.retention)
         ),
     ];
-    lines.push(chatbrick_line(
-        "chatbrick",
-        &config.chatbrick.secrets,
-        &mut problems,
-    ));
-    for endpoint in &config.chatbrick.endpoints {
-        lines.push(chatbrick_line(
-            &format!("chatbrick/{}", endpoint.name),
-            &endpoint.secrets,
-            &mut problems,
-        ));
+    match config.sources.build(config.tolerance, &config.allowed_ips) {
+        Ok(providers) => lines.extend(providers.iter().flat_map(|p| p.describe())),
+        Err(e) => problems.push(e.to_string()),
     }
-    lines.push(match &config.livedesk.token {
-        Some(_) => format!(
-            "livedesk          on at /webhooks/livedesk/*** (chatwoot signature: {}; waits up to {} for a request slot when all are busy)",
-            if config.livedesk.secret.is_some() {
-                "required"
-            } else {
-                "not configured"
-            },
-            humantime::format_duration(config.livedesk.overload_wait)
-        ),
-        None => "livedesk          off (no token)".into(),
-    });
     for (name, handler) in &config.handlers {
         lines.push(format!("handler {name:<9} {}", describe_handler(handler)));
     }
@@ -303,26 +285,6 @@ fn check_config(config: &Config) -> ExitCode {
             eprintln!("error: {problem}");
         }
         ExitCode::from(2)
-    }
-}
-
-fn chatbrick_line(label: &str, secrets: &[String], problems: &mut Vec<String>) -> String {
-    if secrets.is_empty() {
-        return format!("{label:<17} off (no secret)");
-    }
-    match parse_keys(label, secrets) {
-        Ok(keys) => format!(
-            "{label:<17} on, {} key(s): {}",
-            keys.len(),
-            keys.iter()
-                .map(|k| k.masked())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Err(e) => {
-            problems.push(e.to_string());
-            format!("{label:<17} INVALID")
-        }
     }
 }
 
@@ -438,7 +400,7 @@ fn print_json(value: &Value) {
 async fn send_command(command: SendCommand) -> ExitCode {
     let result = match command {
         SendCommand::Chatbrick { event, url, secret } => {
-            match send::example_or_file(Source::Chatbrick, &event)
+            match send::example_or_file(chatbrick::SOURCE, &event)
                 .and_then(|body| send::chatbrick_headers(&secret, &body).map(|h| (body, h)))
             {
                 Ok((body, headers)) => send::post(&url, body, headers).await,
@@ -446,7 +408,7 @@ async fn send_command(command: SendCommand) -> ExitCode {
             }
         }
         SendCommand::Livedesk { event, url, secret } => {
-            match send::example_or_file(Source::Livedesk, &event) {
+            match send::example_or_file(livedesk::SOURCE, &event) {
                 Ok(body) => {
                     let headers = send::livedesk_headers(secret.as_deref(), &body);
                     send::post(&url, body, headers).await

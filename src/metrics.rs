@@ -13,7 +13,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::envelope::Source;
 use crate::shutdown::Shutdown;
-use crate::store::{DeliveryCounts, NextStep};
 
 /// Buckets for request, commit and handler latencies, in seconds (100 µs to 30 s).
 const LATENCY_BUCKETS: &[f64] = &[
@@ -173,15 +172,10 @@ pub fn commit_batch(size: usize) {
     unlabeled(&CELL, || histogram!("hookline_store_commit_batch_size")).record(size as f64);
 }
 
-/// One delivery attempt: its outcome and how long the handler took.
-pub fn attempt(handler: &str, next: NextStep, elapsed: Duration) {
+/// One delivery attempt: its outcome (`delivered`, `retry`, `dead`) and how long the handler took.
+pub fn attempt(handler: &str, outcome: &'static str, elapsed: Duration) {
     static COUNTERS: OnceLock<Handles<Counter>> = OnceLock::new();
     static DURATIONS: OnceLock<Handles<Histogram>> = OnceLock::new();
-    let outcome = match next {
-        NextStep::Delivered => "delivered",
-        NextStep::RetryAt(_) => "retry",
-        NextStep::Dead => "dead",
-    };
     COUNTERS
         .get_or_init(Handles::new)
         .get(handler, (None, outcome), || {
@@ -198,11 +192,9 @@ pub fn attempt(handler: &str, next: NextStep, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// Current deliveries by state, as read from the store.
-pub fn deliveries(counts: DeliveryCounts) {
-    gauge!("hookline_deliveries", "state" => "pending").set(counts.pending as f64);
-    gauge!("hookline_deliveries", "state" => "inflight").set(counts.inflight as f64);
-    gauge!("hookline_deliveries", "state" => "dead").set(counts.dead as f64);
+/// Current deliveries in one state (`pending`, `inflight`, `dead`), as read from the store.
+pub fn deliveries(state: &'static str, count: u64) {
+    gauge!("hookline_deliveries", "state" => state).set(count as f64);
 }
 
 #[cfg(test)]
@@ -216,19 +208,17 @@ mod tests {
     #[test]
     fn cached_handles_keep_counting_per_label_set() {
         let handle = install().expect("this module's recorder");
+        let chatbrick = crate::envelope::testing::source("chatbrick", "cb");
+        let livedesk = crate::envelope::testing::source("livedesk", "ld");
         for _ in 0..3 {
-            request(Source::Chatbrick, "cache-test", "accepted");
+            request(chatbrick, "cache-test", "accepted");
         }
-        request(Source::Livedesk, "cache-test", "accepted");
-        request(Source::Chatbrick, "cache-test", "duplicate");
+        request(livedesk, "cache-test", "accepted");
+        request(chatbrick, "cache-test", "duplicate");
         for _ in 0..2 {
-            attempt(
-                "cache-handler",
-                NextStep::Delivered,
-                Duration::from_millis(1),
-            );
+            attempt("cache-handler", "delivered", Duration::from_millis(1));
         }
-        attempt("cache-handler", NextStep::Dead, Duration::from_millis(1));
+        attempt("cache-handler", "dead", Duration::from_millis(1));
         let text = handle.render();
         let expect = [
             (

@@ -11,71 +11,72 @@ use rand::Rng;
 use crate::envelope::Source;
 use crate::signature::{Key, Signer};
 use crate::sources::livedesk::verify::ChatwootVerifier;
+use crate::sources::{chatbrick, livedesk};
 
 /// The providers' documented example bodies, built into the binary: (source, event type, body).
 pub const EXAMPLES: &[(Source, &str, &str)] = &[
     (
-        Source::Chatbrick,
+        chatbrick::SOURCE,
         "contact.connection.connected",
         include_str!("../fixtures/chatbrick/contact.connection.connected.store_and_staff.json"),
     ),
     (
-        Source::Chatbrick,
+        chatbrick::SOURCE,
         "contact.connection.changed",
         include_str!("../fixtures/chatbrick/contact.connection.changed.store_and_staff.json"),
     ),
     (
-        Source::Chatbrick,
+        chatbrick::SOURCE,
         "contact.connection.disconnected",
         include_str!("../fixtures/chatbrick/contact.connection.disconnected.example.json"),
     ),
     (
-        Source::Chatbrick,
+        chatbrick::SOURCE,
         "store.created",
         include_str!("../fixtures/chatbrick/store.created.example.json"),
     ),
     (
-        Source::Chatbrick,
+        chatbrick::SOURCE,
         "store.updated",
         include_str!("../fixtures/chatbrick/store.updated.example.json"),
     ),
     (
-        Source::Chatbrick,
+        chatbrick::SOURCE,
         "store.deactivated",
         include_str!("../fixtures/chatbrick/store.deactivated.example.json"),
     ),
     (
-        Source::Chatbrick,
+        chatbrick::SOURCE,
         "account.created",
         include_str!("../fixtures/chatbrick/account.created.example.json"),
     ),
     (
-        Source::Chatbrick,
+        chatbrick::SOURCE,
         "account.deactivated",
         include_str!("../fixtures/chatbrick/account.deactivated.example.json"),
     ),
     (
-        Source::Livedesk,
+        livedesk::SOURCE,
         "conversation_created",
         include_str!("../fixtures/livedesk/conversation_created.api_channel_doc.json"),
     ),
     (
-        Source::Livedesk,
+        livedesk::SOURCE,
         "conversation_updated",
         include_str!("../fixtures/livedesk/conversation_updated.composed_from_doc.json"),
     ),
     (
-        Source::Livedesk,
+        livedesk::SOURCE,
         "conversation_status_changed",
         include_str!("../fixtures/livedesk/conversation_status_changed.composed_from_doc.json"),
     ),
     (
-        Source::Livedesk,
+        livedesk::SOURCE,
         "message_created",
         include_str!("../fixtures/livedesk/message_created.api_channel_doc.json"),
     ),
     (
-        Source::Livedesk,
+        livedesk::SOURCE,
         "message_updated",
         include_str!("../fixtures/livedesk/message_updated.composed_from_doc.json"),
     ),
@@ -204,11 +205,11 @@ mod tests {
     #[test]
     fn every_documented_example_is_built_in() {
         assert_eq!(
-            EXAMPLES.iter().filter(|e| e.0 == Source::Chatbrick).count(),
+            EXAMPLES.iter().filter(|e| e.0 == chatbrick::SOURCE).count(),
             8
         );
         assert_eq!(
-            EXAMPLES.iter().filter(|e| e.0 == Source::Livedesk).count(),
+            EXAMPLES.iter().filter(|e| e.0 == livedesk::SOURCE).count(),
             5
         );
         for (source, name, _) in EXAMPLES {
@@ -218,7 +219,7 @@ mod tests {
 
     #[test]
     fn unknown_event_lists_the_known_ones() {
-        let err = example_or_file(Source::Chatbrick, "no.such.event").unwrap_err();
+        let err = example_or_file(chatbrick::SOURCE, "no.such.event").unwrap_err();
         assert!(err.to_string().contains("store.created"), "{err}");
     }
 

@@ -37,6 +37,7 @@ async fn metrics_move_with_requests_duplicates_failures_and_deliveries() {
     let mut config = config(dir.path());
     // Labels of its own: tests in this binary share one metrics recorder.
     config
+        .sources
         .chatbrick
         .endpoints
         .push(hookline::config::ChatbrickEndpoint {

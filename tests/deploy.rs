@@ -321,7 +321,13 @@ fn deployment_files_agree_with_each_other() {
     assert_eq!(image.command[1..], ["serve"]);
     assert_eq!(image.healthcheck[1..], ["healthcheck"]);
     // Every HOOKLINE_ variable of the example is one hookline reads.
-    let config_source = include_str!("../src/config.rs");
+    // The variables are read by the configuration and by each provider's own section.
+    let config_source = [
+        include_str!("../src/config.rs"),
+        include_str!("../src/sources/chatbrick/config.rs"),
+        include_str!("../src/sources/livedesk/config.rs"),
+    ]
+    .concat();
     for key in env.keys().filter(|k| k.starts_with("HOOKLINE_")) {
         let name = key.trim_end_matches("_FILE");
         assert!(

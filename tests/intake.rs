@@ -71,7 +71,7 @@ async fn every_chatbrick_fixture_is_accepted_and_duplicates_are_acknowledged() {
 async fn standard_webhooks_header_family_and_rotation_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.chatbrick.secrets = vec![SECRET.into(), SECRET_2.into()];
+    config.sources.chatbrick.secrets = vec![SECRET.into(), SECRET_2.into()];
     let server = start(config).await;
     let client = reqwest::Client::new();
     let body = fixture("chatbrick/store.created.example.json");
@@ -188,6 +188,7 @@ async fn named_endpoints_have_their_own_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config
+        .sources
         .chatbrick
         .endpoints
         .push(hookline::config::ChatbrickEndpoint {
@@ -278,7 +279,7 @@ async fn livedesk_token_and_chatwoot_signature() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.livedesk.secret = Some("chatwoot-signing-secret".into());
+    config.sources.livedesk.secret = Some("chatwoot-signing-secret".into());
     let server = start(config).await;
     let target = url(server.public_addr(), &format!("/webhooks/livedesk/{TOKEN}"));
     let body = fixture("livedesk/message_created.api_channel_doc.json");
@@ -312,7 +313,7 @@ async fn http_level_errors_never_5xx_and_never_410() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.body_limit = 4096;
-    config.livedesk.token = None;
+    config.sources.livedesk.token = None;
     let server = start(config).await;
     let client = reqwest::Client::new();
     let big = vec![b'x'; 5000];
@@ -516,7 +517,7 @@ async fn livedesk_waits_for_a_slot_that_chatbrick_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.max_concurrent_requests = 1;
-    config.livedesk.overload_wait = Duration::from_secs(30);
+    config.sources.livedesk.overload_wait = Duration::from_secs(30);
     let server = start(config).await;
     let (mut holder, rest) = hold_the_slot(&server, "m_holder").await;
     let client = reqwest::Client::new();
@@ -580,7 +581,7 @@ async fn livedesk_is_refused_when_no_slot_frees_within_its_wait() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.max_concurrent_requests = 1;
-    config.livedesk.overload_wait = Duration::from_millis(300);
+    config.sources.livedesk.overload_wait = Duration::from_millis(300);
     let server = start(config).await;
     let (holder, _) = hold_the_slot(&server, "m_holder").await;
     let (status, headers, json) = post_json(
@@ -601,8 +602,12 @@ async fn livedesk_is_refused_when_no_slot_frees_within_its_wait() {
 async fn allow_lists_refuse_other_client_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.allowed_ips.chatbrick = vec!["10.0.0.0/8".parse().unwrap()];
-    config.allowed_ips.livedesk = vec!["127.0.0.0/8".parse().unwrap()];
+    config
+        .allowed_ips
+        .insert("chatbrick".into(), vec!["10.0.0.0/8".parse().unwrap()]);
+    config
+        .allowed_ips
+        .insert("livedesk".into(), vec!["127.0.0.0/8".parse().unwrap()]);
     let server = start(config).await;
     let client = reqwest::Client::new();
     let (status, json) = send_chatbrick(

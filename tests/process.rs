@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use hookline::envelope::{event_id, Source};
+use hookline::envelope::event_id;
 use hookline::signature::{Key, Verifier};
 use rand::Rng;
 
@@ -145,7 +145,7 @@ async fn no_acknowledged_event_is_lost_across_sigkills() {
     let mut process = spawn(&data, &forward, &dir.path().join("final.log")).await;
     let expected: HashSet<String> = acked
         .iter()
-        .map(|id| event_id(Source::Chatbrick, id))
+        .map(|id| event_id(hookline::chatbrick::SOURCE, id))
         .collect();
     let key: Key = FORWARD_SECRET.parse().unwrap();
     let verifier = Verifier::new(vec![key], Duration::from_secs(300));

@@ -18,7 +18,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use hookline::envelope::Source;
 use hookline::send::EXAMPLES;
 
 /// The nginx configuration operators copy; its proxy settings are the ones under test.
@@ -462,12 +461,12 @@ async fn every_documented_event_goes_through_nginx_with_hookline_send() {
     let before = stack.metrics().await;
     let chatbrick: Vec<&str> = EXAMPLES
         .iter()
-        .filter(|(source, _, _)| *source == Source::Chatbrick)
+        .filter(|(source, _, _)| *source == hookline::chatbrick::SOURCE)
         .map(|(_, name, _)| *name)
         .collect();
     let livedesk: Vec<&str> = EXAMPLES
         .iter()
-        .filter(|(source, _, _)| *source == Source::Livedesk)
+        .filter(|(source, _, _)| *source == hookline::livedesk::SOURCE)
         .map(|(_, name, _)| *name)
         .collect();
     assert_eq!((chatbrick.len(), livedesk.len()), (8, 5));

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, Sources};
 use crate::handlers::{Handler, HandlerError};
 use crate::metrics;
 use crate::shutdown::Shutdown;
@@ -75,10 +75,27 @@ impl std::fmt::Debug for Reservation {
     }
 }
 
+/// A delivery to run: claimed from the store, or handed over by intake right after its commit.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Delivery id.
+    pub delivery_id: i64,
+    /// Route that created it.
+    pub route: String,
+    /// Attempt number this run is (1 for the first since creation or replay).
+    pub attempt: u32,
+    /// When the delivery was created or last replayed: the start of its retry budget.
+    pub since: DateTime<Utc>,
+    /// The event (shared: intake hands its decoded envelope straight over).
+    pub envelope: Arc<Envelope>,
+}
+
 /// Runs deliveries. Shared as `Arc<Dispatcher>` between intake (to wake it) and its workers.
 pub struct Dispatcher {
     /// The inbox.
     store: Arc<dyn Store>,
+    /// The sources this build serves, to turn claimed events back into envelopes.
+    sources: Sources,
     /// Handlers by name.
     slots: HashMap<String, Arc<Slot>>,
     /// Retry schedule.
@@ -102,6 +119,7 @@ impl Dispatcher {
     /// A dispatcher for these handlers: `(name, handler, concurrency)`.
     pub fn new(
         store: Arc<dyn Store>,
+        sources: Sources,
         handlers: Vec<HandlerEntry>,
         policy: RetryPolicy,
         timeout: Duration,
@@ -124,6 +142,7 @@ impl Dispatcher {
             .collect();
         Dispatcher {
             store,
+            sources,
             slots,
             policy,
             timeout,
@@ -203,7 +222,8 @@ impl Dispatcher {
                     }
                 }
                 Ok(claimed) => {
-                    for (delivery, permit) in claimed.into_iter().zip(permits) {
+                    for (claimed, permit) in claimed.into_iter().zip(permits) {
+                        let delivery = self.restore(claimed);
                         self.start(&slot, delivery, permit);
                     }
                 }
@@ -220,8 +240,34 @@ impl Dispatcher {
         self.drain(&slot).await;
     }
 
+    /// The delivery a claim stands for, its event rebuilt as an envelope (decoded lazily).
+    fn restore(&self, claimed: Claimed) -> Delivery {
+        let event = claimed.event;
+        let source = self.sources.get(&event.source).unwrap_or_else(|| {
+            tracing::warn!(source = %event.source, delivery = claimed.delivery_id,
+                "stored event of a source this build does not serve; delivering it raw");
+            crate::envelope::UNKNOWN_SOURCE
+        });
+        let envelope = Envelope::restore(
+            source,
+            event.endpoint,
+            event.provider_id,
+            event.event_type,
+            event.received_at,
+            event.decode_error,
+            event.body,
+        );
+        Delivery {
+            delivery_id: claimed.delivery_id,
+            route: claimed.route,
+            attempt: claimed.attempt,
+            since: claimed.since,
+            envelope: Arc::new(envelope),
+        }
+    }
+
     /// Runs one attempt in its own task, holding a slot of the handler while the handler runs.
-    fn start(self: &Arc<Self>, slot: &Arc<Slot>, delivery: Claimed, permit: OwnedSemaphorePermit) {
+    fn start(self: &Arc<Self>, slot: &Arc<Slot>, delivery: Delivery, permit: OwnedSemaphorePermit) {
         let (this, slot) = (self.clone(), slot.clone());
         slot.unrecorded.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
@@ -271,7 +317,7 @@ impl Dispatcher {
     }
 
     /// Starts a committed delivery that was created already claimed with a reservation's slot.
-    pub fn hand_over(self: &Arc<Self>, reservation: Reservation, delivery: Claimed) {
+    pub fn hand_over(self: &Arc<Self>, reservation: Reservation, delivery: Delivery) {
         self.start(&reservation.slot, delivery, reservation.permit);
     }
 
@@ -297,7 +343,7 @@ impl Dispatcher {
     /// Runs one attempt and records it. The slot is freed as soon as the handler returns: the
     /// concurrency limit protects the handler's target, and the delivery stays in flight (so
     /// nothing claims it again) until its attempt is recorded.
-    async fn attempt(&self, slot: &Slot, delivery: Claimed, permit: OwnedSemaphorePermit) {
+    async fn attempt(&self, slot: &Slot, delivery: Delivery, permit: OwnedSemaphorePermit) {
         let started_at = Utc::now();
         let clock = Instant::now();
         let result = match tokio::time::timeout(
@@ -340,7 +386,7 @@ impl Dispatcher {
                 )
             }
         };
-        metrics::attempt(&slot.name, next, duration);
+        metrics::attempt(&slot.name, next.outcome(), duration);
         self.note_health(slot, next).await;
         if let Err(e) = self.store.finish(delivery.delivery_id, record, next).await {
             tracing::error!(handler = %slot.name, delivery = delivery.delivery_id, error = %e,
@@ -386,7 +432,7 @@ async fn guarded(handler: &dyn Handler, event: &Envelope) -> Result<(), HandlerE
         .unwrap_or_else(|_| Err(HandlerError::retryable("the handler panicked")))
 }
 
-fn log_failure(handler: &str, delivery: &Claimed, error: &HandlerError, next: NextStep) {
+fn log_failure(handler: &str, delivery: &Delivery, error: &HandlerError, next: NextStep) {
     let event_id = delivery.envelope.id.as_str();
     match next {
         NextStep::Dead => tracing::warn!(

@@ -5,9 +5,45 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
-use crate::config::DeliveryConfig;
 use crate::handlers::HandlerError;
 use crate::store::NextStep;
+use serde::{Deserialize, Serialize};
+
+/// Retry policy for deliveries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Attempts before a delivery is dead-lettered.
+    pub max_attempts: u32,
+    /// Age of the event after which a failing delivery is dead-lettered.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Delay after the first failure; doubles each time.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// Cap on the delay between attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// Time a handler gets for one attempt.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Time running deliveries get to finish on shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_attempts: 30,
+            max_age: Duration::from_secs(72 * 3600),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3600),
+            timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Longest `Retry-After` from a receiver that is honoured as given.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);

@@ -1,11 +1,55 @@
 //! Routes: which stored events go to which handler.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wildmatch::WildMatch;
 
-use crate::config::RouteConfig;
-use crate::envelope::{Envelope, Source};
+use crate::envelope::Envelope;
 use crate::store::{DeliveryStart, NewDelivery};
+
+/// One route: which events go to which handler.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Name shown in the inspector and metrics; defaults to the handler name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Name of a handler in `[handlers]` (or `log`).
+    pub handler: String,
+    /// `chatbrick` or `livedesk`; any when absent.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Endpoint names (`default` for the unnamed one); any when empty.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Event type globs such as `contact.connection.*`; any when empty.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Body fields that must equal the given JSON values; dotted paths (`conversation.status`).
+    #[serde(default)]
+    pub when: BTreeMap<String, serde_json::Value>,
+}
+
+impl RouteConfig {
+    /// A route that sends every event to `handler`.
+    pub fn everything(handler: &str) -> RouteConfig {
+        RouteConfig {
+            name: None,
+            handler: handler.into(),
+            source: None,
+            endpoints: Vec::new(),
+            events: Vec::new(),
+            when: BTreeMap::new(),
+        }
+    }
+
+    /// The route's name: its own, or its handler's.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.handler)
+    }
+}
 
 /// One compiled route.
 #[derive(Debug, Clone)]
@@ -14,8 +58,8 @@ pub struct Route {
     pub name: String,
     /// Handler that runs the deliveries.
     pub handler: String,
-    /// Only events of this source.
-    source: Option<Source>,
+    /// Only events of this source (by name).
+    source: Option<String>,
     /// Only events received on these endpoints (any when empty).
     endpoints: Vec<String>,
     /// Event type globs (any when empty).
@@ -30,7 +74,7 @@ impl Route {
         Route {
             name: config.name().to_owned(),
             handler: config.handler.clone(),
-            source: config.source.as_deref().and_then(|s| s.parse().ok()),
+            source: config.source.clone(),
             endpoints: config.endpoints.clone(),
             events: config.events.iter().map(|g| WildMatch::new(g)).collect(),
             when: config
@@ -43,7 +87,9 @@ impl Route {
 
     /// Whether the event's metadata matches (everything but the body conditions).
     fn matches_metadata(&self, envelope: &Envelope) -> bool {
-        self.source.is_none_or(|s| s == envelope.source)
+        self.source
+            .as_deref()
+            .is_none_or(|s| s == envelope.source.as_str())
             && (self.endpoints.is_empty() || self.endpoints.contains(&envelope.endpoint))
             && (self.events.is_empty()
                 || self.events.iter().any(|g| g.matches(&envelope.event_type)))
@@ -115,13 +161,13 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn envelope(source: Source, endpoint: &str, body: &'static str) -> Envelope {
-        Envelope::new(
+    fn envelope(source: &'static str, endpoint: &str, body: &'static str) -> Envelope {
+        crate::envelope::testing::envelope(
             source,
             endpoint,
-            "id".into(),
+            "id",
             chrono::Utc::now(),
-            bytes::Bytes::from_static(body.as_bytes()),
+            body.as_bytes(),
         )
     }
 
@@ -160,25 +206,25 @@ mod tests {
             }),
         ]);
         let connected = envelope(
-            Source::Chatbrick,
+            "chatbrick",
             "default",
             r#"{"type":"contact.connection.connected","data":{}}"#,
         );
         assert_eq!(names(&router, &connected), vec!["all", "connections"]);
         let store = envelope(
-            Source::Chatbrick,
+            "chatbrick",
             "orders",
             r#"{"type":"store.created","data":{}}"#,
         );
         assert_eq!(names(&router, &store), vec!["all", "orders-endpoint"]);
         let outgoing = envelope(
-            Source::Livedesk,
+            "livedesk",
             "default",
             r#"{"message_type":"outgoing","private":false,"event":"message_created"}"#,
         );
         assert_eq!(names(&router, &outgoing), vec!["all", "outgoing"]);
         let private = envelope(
-            Source::Livedesk,
+            "livedesk",
             "default",
             r#"{"message_type":"outgoing","private":true,"event":"message_created"}"#,
         );
@@ -191,12 +237,12 @@ mod tests {
         when.insert("conversation.status".to_string(), Value::from("open"));
         let router = Router::new(&[route("open", |r| r.when = when)]);
         let open = envelope(
-            Source::Livedesk,
+            "livedesk",
             "default",
             r#"{"conversation":{"status":"open"},"event":"message_created"}"#,
         );
         assert_eq!(names(&router, &open), vec!["open"]);
-        let garbage = envelope(Source::Livedesk, "default", "not json");
+        let garbage = envelope("livedesk", "default", "not json");
         assert!(names(&router, &garbage).is_empty());
     }
 }

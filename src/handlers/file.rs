@@ -95,7 +95,6 @@ impl Handler for FileHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::Source;
 
     #[tokio::test]
     async fn appends_one_json_line_per_event() {
@@ -103,12 +102,12 @@ mod tests {
         let path = dir.path().join("sub/events.jsonl");
         let handler = FileHandler::open(&path).unwrap();
         for id in ["a", "b"] {
-            let event = Envelope::new(
-                Source::Livedesk,
+            let event = crate::envelope::testing::envelope(
+                "livedesk",
                 "default",
-                id.into(),
+                id,
                 chrono::Utc::now(),
-                bytes::Bytes::from_static(b"{\n\"event\": \"x_new\"\n}"),
+                b"{\n\"event\": \"x_new\"\n}",
             );
             handler.handle(&event).await.unwrap();
         }

@@ -8,9 +8,36 @@ use chrono::Utc;
 use serde_json::value::RawValue;
 
 use super::{Handler, HandlerError};
-use crate::config::ForwardFormat;
 use crate::envelope::Envelope;
 use crate::signature::{Key, KeyError, Signer};
+use serde::{Deserialize, Serialize};
+
+/// Body of forwarded requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardFormat {
+    /// The provider's original bytes.
+    #[default]
+    Raw,
+    /// A CloudEvents 1.0 structured-mode JSON document.
+    Cloudevents,
+}
+
+/// A URL without its path, query and credentials (which may carry tokens), for `Debug` output.
+pub fn url_origin(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "<invalid url>".into(),
+    }
+}
+
+// Hand-written `Debug` for everything that holds a secret, so that printing a configuration
+// (in a log line, a panic message, a test failure) never shows one.
 
 /// Header naming the source (`chatbrick`/`livedesk`) on forwarded requests.
 pub const SOURCE_HEADER: &str = "x-hookline-source";
@@ -37,7 +64,7 @@ impl std::fmt::Debug for ForwardHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL's path and query may carry a token: show only where it goes.
         f.debug_struct("ForwardHandler")
-            .field("url", &crate::config::url_origin(self.url.as_str()))
+            .field("url", &url_origin(self.url.as_str()))
             .field("format", &self.format)
             .finish_non_exhaustive()
     }
@@ -215,16 +242,9 @@ fn cloudevent(event: &Envelope) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::Source;
 
     fn envelope(body: &'static [u8]) -> Envelope {
-        Envelope::new(
-            Source::Chatbrick,
-            "default",
-            "msg_1".into(),
-            Utc::now(),
-            bytes::Bytes::from_static(body),
-        )
+        crate::envelope::testing::envelope("chatbrick", "default", "msg_1", Utc::now(), body)
     }
 
     #[test]

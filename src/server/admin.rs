@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 use super::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, Router as EventRouter};
+use crate::envelope::Sources;
 use crate::store::{EventFilter, Store, StoreError};
 
 /// What the admin routes need.
@@ -28,6 +29,8 @@ pub struct AdminState {
     store: Arc<dyn Store>,
     /// Routes, to create missing deliveries when an event is replayed.
     router: Arc<EventRouter>,
+    /// The sources this build serves, to rebuild a stored event for routing.
+    sources: Sources,
     /// Woken after a replay so that the deliveries run at once.
     dispatcher: Arc<Dispatcher>,
     /// Bearer token; `None` on loopback-only setups.
@@ -42,9 +45,24 @@ impl AdminState {
         AdminState {
             store,
             router: Arc::new(EventRouter::new(&config.routes)),
+            sources: crate::sources::all(),
             dispatcher,
             token: config.admin.token.as_deref().map(Arc::from),
             metrics: crate::metrics::install(),
+        }
+    }
+}
+
+impl AdminState {
+    /// The filter, once its source is known to be one this build serves: a misspelt source is
+    /// a bad request, not an empty answer.
+    fn checked(&self, filter: EventFilter) -> Result<EventFilter, AdminError> {
+        match &filter.source {
+            Some(name) if self.sources.get(name).is_none() => Err(AdminError::BadRequest(format!(
+                "unknown source {name:?} (expected one of {})",
+                self.sources.names().join(", ")
+            ))),
+            _ => Ok(filter),
         }
     }
 }
@@ -71,7 +89,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .merge(protected)
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))) });
-    super::with_request_layers(routes, Arc::new(TrustedProxies::default()))
+    super::with_request_layers(routes, Arc::new(TrustedProxies::default()), Arc::new([]))
 }
 
 /// Refuses requests without the right bearer token (when one is configured).
@@ -102,6 +120,8 @@ async fn require_token(State(state): State<AdminState>, request: Request, next: 
 enum AdminError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -110,6 +130,7 @@ impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let status = match &self {
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             AdminError::Store(StoreError::Conflict(_)) => StatusCode::CONFLICT,
             AdminError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,7 +142,11 @@ impl IntoResponse for AdminError {
 async fn metrics(State(state): State<AdminState>) -> Response {
     // Delivery counts are read at scrape time so that the gauges are never stale.
     match state.store.counts().await {
-        Ok(counts) => crate::metrics::deliveries(counts),
+        Ok(counts) => {
+            crate::metrics::deliveries("pending", counts.pending);
+            crate::metrics::deliveries("inflight", counts.inflight);
+            crate::metrics::deliveries("dead", counts.dead);
+        }
         Err(e) => tracing::warn!(error = %e, "cannot read delivery counts for /metrics"),
     }
     match &state.metrics {
@@ -142,7 +167,7 @@ async fn list_events(
     State(state): State<AdminState>,
     Query(filter): Query<EventFilter>,
 ) -> Result<Response, AdminError> {
-    let events = state.store.list_events(filter).await?;
+    let events = state.store.list_events(state.checked(filter)?).await?;
     Ok(Json(json!({ "events": events })).into_response())
 }
 
@@ -160,7 +185,7 @@ async fn list_dead(
     State(state): State<AdminState>,
     Query(filter): Query<EventFilter>,
 ) -> Result<Response, AdminError> {
-    let deliveries = state.store.dead_letters(filter).await?;
+    let deliveries = state.store.dead_letters(state.checked(filter)?).await?;
     Ok(Json(json!({ "dead_letters": deliveries })).into_response())
 }
 
@@ -174,8 +199,14 @@ async fn replay_event(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("event {id}")))?;
     let body = detail.body.clone().unwrap_or_default();
-    let envelope = crate::envelope::Envelope::new(
-        detail.summary.source,
+    let source = state.sources.get(&detail.summary.source).ok_or_else(|| {
+        StoreError::Conflict(format!(
+            "event {id} is of source {:?}, which this build does not serve",
+            detail.summary.source
+        ))
+    })?;
+    let envelope = crate::envelope::Envelope::decode(
+        source,
         &detail.summary.endpoint,
         detail.summary.provider_id.clone(),
         detail.summary.received_at,
@@ -202,7 +233,7 @@ async fn replay_dead(
     State(state): State<AdminState>,
     Query(filter): Query<EventFilter>,
 ) -> Result<Response, AdminError> {
-    let replayed = state.store.replay_dead(filter).await?;
+    let replayed = state.store.replay_dead(state.checked(filter)?).await?;
     state.dispatcher.wake_all();
     tracing::info!(deliveries = replayed, "dead letters replayed");
     Ok(Json(json!({ "replayed": replayed })).into_response())

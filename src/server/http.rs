@@ -18,12 +18,15 @@ use crate::shutdown::Shutdown;
 /// proxy already set one).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// The path as it may appear in logs: the liveDesk token replaced by `***`.
-pub fn masked_path(path: &str) -> String {
-    match path.find("/webhooks/livedesk/") {
-        Some(at) => format!("{}/webhooks/livedesk/***", &path[..at]),
-        None => path.to_owned(),
+/// The path as it may appear in logs: whatever follows a provider's secret path prefix (the
+/// liveDesk URL token) replaced by `***`.
+pub fn masked_path(path: &str, secret_prefixes: &[&str]) -> String {
+    for prefix in secret_prefixes {
+        if let Some(at) = path.find(prefix) {
+            return format!("{}***", &path[..at + prefix.len()]);
+        }
     }
+    path.to_owned()
 }
 
 /// Serves `app` on `listener` until `shutdown`, then lets open requests finish for up to
@@ -84,12 +87,13 @@ mod tests {
 
     #[test]
     fn livedesk_token_is_masked() {
+        let secret = ["/webhooks/livedesk/"];
         assert_eq!(
-            masked_path("/hooks/webhooks/livedesk/s3cret"),
+            masked_path("/hooks/webhooks/livedesk/s3cret", &secret),
             "/hooks/webhooks/livedesk/***"
         );
         assert_eq!(
-            masked_path("/webhooks/chatbrick/x"),
+            masked_path("/webhooks/chatbrick/x", &secret),
             "/webhooks/chatbrick/x"
         );
     }

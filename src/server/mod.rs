@@ -10,8 +10,7 @@ pub mod http;
 pub mod process;
 pub mod requests;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +18,7 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpSocket};
@@ -32,11 +31,9 @@ use crate::handlers::file::FileHandler;
 use crate::handlers::forward::ForwardHandler;
 use crate::handlers::log::LogHandler;
 use crate::handlers::Handler;
-use crate::intake::{Intake, LivedeskAuth};
+use crate::intake::Intake;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
-use crate::signature::{Key, Verifier};
-use crate::sources::livedesk::verify::{ChatwootVerifier, UrlToken};
-use crate::sources::{chatbrick, livedesk};
+use crate::sources::Endpoints;
 use crate::store::{SqliteStore, Store, StoreError};
 
 use client_ip::TrustedProxies;
@@ -58,17 +55,6 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-/// The client address of a request, after trusted-proxy resolution; in request extensions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
-impl ClientIp {
-    /// The client address recorded in a request's extensions, if any.
-    pub fn of(parts: &axum::http::request::Parts) -> Option<IpAddr> {
-        parts.extensions.get::<ClientIp>().map(|client| client.0)
-    }
 }
 
 /// Builds a hookline server from a configuration plus handlers and routes given in code.
@@ -124,6 +110,9 @@ impl ServerBuilder {
             store,
         } = self;
         merge_code_routes(&mut config, routes, &custom)?;
+        let providers = config
+            .sources
+            .build(config.tolerance, &config.allowed_ips)?;
         let store: Arc<dyn Store> = match store {
             Some(store) => store,
             None => Arc::new(SqliteStore::open(
@@ -136,16 +125,18 @@ impl ServerBuilder {
         handlers.extend(custom);
         let dispatcher = Arc::new(Dispatcher::new(
             store.clone(),
+            crate::sources::all(),
             handlers,
             RetryPolicy::from(&config.delivery),
             config.delivery.timeout,
             config.delivery.shutdown_grace,
         ));
-        let intake = Arc::new(build_intake(&config, store.clone(), dispatcher.clone())?);
+        let intake = Arc::new(build_intake(&config, store.clone(), dispatcher.clone()));
         let public = bind(config.listen)?;
         let admin = bind(config.admin.listen)?;
+        let listeners = Listeners { public, admin };
         Ok(Server::spawn(
-            config, store, intake, dispatcher, public, admin,
+            config, providers, store, intake, dispatcher, listeners,
         ))
     }
 }
@@ -213,80 +204,19 @@ fn configured_handlers(config: &Config) -> Result<Vec<HandlerEntry>, ConfigError
         .collect()
 }
 
-/// Parses secrets into verifiers and assembles the intake state.
-fn build_intake(
-    config: &Config,
-    store: Arc<dyn Store>,
-    dispatcher: Arc<Dispatcher>,
-) -> Result<Intake, ConfigError> {
-    Ok(Intake {
-        chatbrick: chatbrick_verifiers(config)?,
-        livedesk: livedesk_auth(config)?,
-        allowed_ips: config.allowed_ips.clone(),
+/// Assembles the intake state.
+fn build_intake(config: &Config, store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> Intake {
+    Intake {
         body_limit: config.body_limit,
         body_timeout: config.request_timeout,
         slots: Arc::new(Semaphore::new(config.max_concurrent_requests)),
-        livedesk_overload_wait: config.livedesk.overload_wait,
         store,
         router: EventRouter::new(&config.routes),
         dispatcher,
         unready_until: AtomicI64::new(0),
         stopping: AtomicBool::new(false),
         rejection_log: Default::default(),
-    })
-}
-
-/// Parses a list of secrets, naming the setting (never the secret) when one is invalid.
-pub fn parse_keys(setting: &str, secrets: &[String]) -> Result<Vec<Key>, ConfigError> {
-    secrets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.parse::<Key>().map_err(|e| {
-                ConfigError::Invalid(format!("{setting}: secret #{} is invalid: {e}", i + 1))
-            })
-        })
-        .collect()
-}
-
-/// One verifier per ChatBrick endpoint that has secrets.
-fn chatbrick_verifiers(config: &Config) -> Result<HashMap<String, Verifier>, ConfigError> {
-    let mut verifiers = HashMap::new();
-    if !config.chatbrick.secrets.is_empty() {
-        let keys = parse_keys("chatbrick.secrets", &config.chatbrick.secrets)?;
-        verifiers.insert(
-            chatbrick::DEFAULT_ENDPOINT.to_owned(),
-            Verifier::new(keys, config.tolerance),
-        );
     }
-    for endpoint in &config.chatbrick.endpoints {
-        let keys = parse_keys(
-            &format!("chatbrick.endpoints.{}", endpoint.name),
-            &endpoint.secrets,
-        )?;
-        verifiers.insert(endpoint.name.clone(), Verifier::new(keys, config.tolerance));
-    }
-    Ok(verifiers)
-}
-
-/// liveDesk authentication, when a token is configured.
-fn livedesk_auth(config: &Config) -> Result<Option<LivedeskAuth>, ConfigError> {
-    let Some(token) = &config.livedesk.token else {
-        if config.livedesk.secret.is_some() {
-            return Err(ConfigError::Invalid(
-                "livedesk.secret is set but livedesk.token is not: the token is required".into(),
-            ));
-        }
-        return Ok(None);
-    };
-    let token = UrlToken::new(token.clone())
-        .map_err(|e| ConfigError::Invalid(format!("livedesk.token: {e}")))?;
-    let chatwoot = config
-        .livedesk
-        .secret
-        .clone()
-        .map(|secret| ChatwootVerifier::new(secret, config.tolerance));
-    Ok(Some(LivedeskAuth { token, chatwoot }))
 }
 
 /// Connections the kernel completes and queues before hookline accepts them (capped by
@@ -311,6 +241,14 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     listen().map_err(|source| StartError::Bind { addr, source })
 }
 
+/// The two bound listeners.
+struct Listeners {
+    /// Where providers post.
+    public: TcpListener,
+    /// The admin API.
+    admin: TcpListener,
+}
+
 /// A running hookline: both listeners, the dispatcher and the background tasks.
 pub struct Server {
     /// Where providers post.
@@ -330,11 +268,11 @@ pub struct Server {
 impl Server {
     fn spawn(
         config: Config,
+        providers: Vec<Box<dyn Endpoints>>,
         store: Arc<dyn Store>,
         intake: Arc<Intake>,
         dispatcher: Arc<Dispatcher>,
-        public: TcpListener,
-        admin: TcpListener,
+        Listeners { public, admin }: Listeners,
     ) -> Server {
         let (trigger, shutdown) = shutdown::channel();
         let public_addr = public.local_addr().unwrap_or(config.listen);
@@ -343,7 +281,7 @@ impl Server {
         let mut listeners = JoinSet::new();
         listeners.spawn(http::serve(
             public,
-            public_router(&config, intake.clone()),
+            public_router(&config, providers, intake.clone()),
             config.header_timeout,
             shutdown.clone(),
             grace,
@@ -399,20 +337,23 @@ impl Server {
     }
 }
 
-/// The public routes, under the base path.
-fn public_router(config: &Config, intake: Arc<Intake>) -> Router {
+/// The public routes, under the base path: every provider's, and health.
+fn public_router(
+    config: &Config,
+    providers: Vec<Box<dyn Endpoints>>,
+    intake: Arc<Intake>,
+) -> Router {
     let trusted = Arc::new(TrustedProxies::new(config.trusted_proxies.clone()));
-    let routes = Router::new()
-        .route("/webhooks/chatbrick", post(chatbrick::receive_default))
-        .route(
-            "/webhooks/chatbrick/{endpoint}",
-            post(chatbrick::receive_named),
-        )
-        .route("/webhooks/livedesk/{token}", post(livedesk::receive))
+    let health = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .fallback(not_found)
-        .with_state(intake);
+        .with_state(intake.clone());
+    let routes = providers
+        .into_iter()
+        .fold(health, |routes, provider| {
+            routes.merge(provider.routes(intake.clone()))
+        })
+        .fallback(not_found);
     let routes = if config.base_path.is_empty() {
         routes
     } else {
@@ -420,12 +361,18 @@ fn public_router(config: &Config, intake: Arc<Intake>) -> Router {
             .nest(&config.base_path, routes)
             .fallback(not_found)
     };
-    with_request_layers(routes, trusted)
+    let secret_paths = config.sources.secret_paths().into();
+    with_request_layers(routes, trusted, secret_paths)
 }
 
-/// Request ids, client address resolution, and one access-log line per request.
-pub fn with_request_layers(router: Router, trusted: Arc<TrustedProxies>) -> Router {
-    router.layer(requests::RequestLayer::new(trusted))
+/// Request ids, client address resolution, and one access-log line per request (paths that
+/// carry a secret masked).
+pub fn with_request_layers(
+    router: Router,
+    trusted: Arc<TrustedProxies>,
+    secret_paths: Arc<[&'static str]>,
+) -> Router {
+    router.layer(requests::RequestLayer::new(trusted, secret_paths))
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -24,7 +24,7 @@ use tracing::{Instrument, Span};
 
 use super::client_ip::TrustedProxies;
 use super::http::{masked_path, REQUEST_ID_HEADER};
-use super::ClientIp;
+use crate::intake::ClientIp;
 
 /// The request-id header, pre-parsed.
 static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
@@ -34,12 +34,18 @@ static REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 pub struct RequestLayer {
     /// Whose `X-Forwarded-For` to believe.
     trusted: Arc<TrustedProxies>,
+    /// Path prefixes followed by a secret (the liveDesk token), masked in logs.
+    secret_paths: Arc<[&'static str]>,
 }
 
 impl RequestLayer {
-    /// A layer that resolves client addresses through `trusted`.
-    pub fn new(trusted: Arc<TrustedProxies>) -> Self {
-        RequestLayer { trusted }
+    /// A layer that resolves client addresses through `trusted` and masks what follows
+    /// `secret_paths` in logged paths.
+    pub fn new(trusted: Arc<TrustedProxies>, secret_paths: Arc<[&'static str]>) -> Self {
+        RequestLayer {
+            trusted,
+            secret_paths,
+        }
     }
 }
 
@@ -50,6 +56,7 @@ impl<S> Layer<S> for RequestLayer {
         RequestService {
             inner,
             trusted: self.trusted.clone(),
+            secret_paths: self.secret_paths.clone(),
         }
     }
 }
@@ -57,8 +64,12 @@ impl<S> Layer<S> for RequestLayer {
 /// The service [`RequestLayer`] wraps a router in.
 #[derive(Debug, Clone)]
 pub struct RequestService<S> {
+    /// The router.
     inner: S,
+    /// Whose `X-Forwarded-For` to believe.
     trusted: Arc<TrustedProxies>,
+    /// Path prefixes followed by a secret, masked in logs.
+    secret_paths: Arc<[&'static str]>,
 }
 
 impl<S> Service<Request> for RequestService<S>
@@ -79,7 +90,7 @@ where
         let request_id = request_id(&mut request);
         let client = self.client(&request);
         request.extensions_mut().insert(ClientIp(client));
-        let span = request_span(&request, &request_id, client);
+        let span = request_span(&request, &request_id, client, &self.secret_paths);
         let response = self.inner.call(request);
         Box::pin(
             async move {
@@ -122,12 +133,17 @@ fn request_id(request: &mut Request) -> HeaderValue {
 /// The span every request's log lines carry: request id, method, masked path, client, and for
 /// webhooks the source and event id (recorded by intake once known). Nothing is formatted
 /// when the span is filtered out.
-fn request_span(request: &Request, request_id: &HeaderValue, client: std::net::IpAddr) -> Span {
+fn request_span(
+    request: &Request,
+    request_id: &HeaderValue,
+    client: std::net::IpAddr,
+    secret_paths: &[&str],
+) -> Span {
     tracing::info_span!(
         "request",
         request_id = request_id.to_str().unwrap_or("-"),
         method = %request.method(),
-        path = %masked_path(request.uri().path()),
+        path = %masked_path(request.uri().path(), secret_paths),
         client = %client,
         source = tracing::field::Empty,
         event_id = tracing::field::Empty,

@@ -1,4 +1,191 @@
-//! One module per webhook provider: typed events, authentication and the HTTP intake handler.
+//! The webhook providers. Each folder owns everything about one provider: its configuration
+//! section (parsing, environment variables, validation), its authentication, its typed events
+//! and its HTTP routes. The rest of hookline sees a provider only through the [`Provider`] trait
+//! and the [`Source`] its events carry; nothing below this module imports from it.
+//!
+//! Every provider folder has the same files:
+//! - `mod.rs`: the [`Source`], the decoder, and the request handlers that hand authenticated,
+//!   decoded events to [`Intake`];
+//! - `config.rs`: its configuration section, which implements [`Provider`];
+//! - `verify.rs`: its authentication state and checks;
+//! - `event.rs`: its typed events.
+//!
+//! Adding a provider is adding its folder and one line to the [`providers!`] list below
+//! (docs/architecture.md, "Adding a provider").
 
-pub mod chatbrick;
-pub mod livedesk;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{Source, Sources};
+use crate::intake::{Admission, Intake};
+use crate::settings::{ConfigError, Env};
+
+/// What a provider gives the rest of hookline, implemented by its configuration section's type.
+pub trait Provider: fmt::Debug + Send + Sync {
+    /// The source its events carry.
+    fn source(&self) -> Source;
+
+    /// Applies its `HOOKLINE_*` variables over what the configuration file said.
+    fn apply_env(&mut self, env: &Env<'_>) -> Result<(), ConfigError>;
+
+    /// Checks the section and builds what serves the provider's requests: exactly what
+    /// `hookline serve` runs, so that `hookline check-config` can run it too.
+    fn build(&self, shared: &Shared) -> Result<Box<dyn Endpoints>, ConfigError>;
+
+    /// A path prefix whose next segment is a secret (liveDesk's URL token), masked in logs.
+    fn secret_path(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// A provider configured and ready to serve: what [`Provider::build`] returns. A provider that
+/// is off (no secret or token configured) still serves its routes, answering 404.
+pub trait Endpoints: Send {
+    /// Why the provider is off, with the setting that turns it on; `None` when it is on.
+    fn off(&self) -> Option<String>;
+
+    /// What is on and where, for `check-config` and the start-up log: one line per endpoint,
+    /// secrets masked.
+    fn describe(&self) -> Vec<String>;
+
+    /// The provider's routes (paths relative to the public base path), serving through `intake`.
+    fn routes(self: Box<Self>, intake: Arc<Intake>) -> axum::Router;
+}
+
+/// The settings of the whole configuration that a provider's requests depend on.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// How far a signed timestamp may be from now, past or future.
+    pub tolerance: Duration,
+    /// Client networks this provider may send from (any when empty).
+    pub allowed: Vec<ipnet::IpNet>,
+}
+
+impl Shared {
+    /// How intake admits this provider's requests: its allow-list, and how long one may wait for
+    /// a request slot when all are busy (zero: refused at once).
+    pub fn admission(&self, source: Source, overload_wait: Duration) -> Admission {
+        Admission::new(source, self.allowed.clone(), overload_wait)
+    }
+}
+
+/// Lists the providers, once. Each line names a provider's module, which is also its section in
+/// the configuration file (`[chatbrick]`), and the type of that section, which implements
+/// [`Provider`]. The list declares the modules, defines [`SourcesConfig`] (every section, which
+/// [`crate::config::Config`] embeds) and [`all`] (every source).
+macro_rules! providers {
+    ($( $(#[$doc:meta])* $module:ident: $section:ident, )*) => {
+        $( $(#[$doc])* pub mod $module; )*
+
+        /// Every provider's section of the configuration: `[chatbrick]`, `[livedesk]`, …
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct SourcesConfig {
+            $(
+                #[doc = concat!("The `[", stringify!($module), "]` section.")]
+                #[serde(deserialize_with = "section::named")]
+                pub $module: $module::$section,
+            )*
+        }
+
+        impl SourcesConfig {
+            /// Each provider's section, in the listed order.
+            pub fn each(&self) -> Vec<&dyn Provider> {
+                vec![$( &self.$module ),*]
+            }
+
+            /// Each provider's section, to change.
+            pub fn each_mut(&mut self) -> Vec<&mut dyn Provider> {
+                vec![$( &mut self.$module ),*]
+            }
+        }
+
+        /// Every source this build serves.
+        pub fn all() -> Sources {
+            Sources::new(vec![$( $module::SOURCE ),*])
+        }
+    };
+}
+
+providers! {
+    /// ChatBrick: LINE-based retail CRM whose webhooks Svix delivers, Standard-Webhooks signed.
+    chatbrick: ChatbrickConfig,
+    /// liveDesk: EngageLab's helpdesk on Chatwoot, authenticated by a URL token and optionally
+    /// the Chatwoot signature.
+    livedesk: LivedeskConfig,
+}
+
+/// Reading one provider's section, so that its errors say which section they are about (its
+/// values are buffered by `serde(flatten)`, which loses TOML's positions).
+mod section {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    use super::Provider;
+
+    /// Deserializes a provider's section, prefixing errors with the section's name.
+    pub(super) fn named<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Provider + Default,
+    {
+        T::deserialize(deserializer)
+            .map_err(|e| D::Error::custom(format!("[{}]: {e}", T::default().source())))
+    }
+}
+
+impl SourcesConfig {
+    /// The path prefixes after which a provider's URL carries a secret, masked in logs.
+    pub fn secret_paths(&self) -> Vec<&'static str> {
+        self.each().iter().filter_map(|p| p.secret_path()).collect()
+    }
+
+    /// Checks and builds every provider, with the allow-lists of `[allowed_ips]`.
+    pub fn build(
+        &self,
+        tolerance: Duration,
+        allowed_ips: &std::collections::BTreeMap<String, Vec<ipnet::IpNet>>,
+    ) -> Result<Vec<Box<dyn Endpoints>>, ConfigError> {
+        self.each()
+            .into_iter()
+            .map(|provider| {
+                let shared = Shared {
+                    tolerance,
+                    allowed: allowed_ips
+                        .get(provider.source().as_str())
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                provider.build(&shared)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Envelope;
+
+    #[test]
+    fn an_envelope_is_small_whatever_event_it_carries() {
+        // It is moved through the request's futures, into an `Arc`, into store jobs: the
+        // decoded event (up to ~2 KB) stays behind a pointer.
+        assert!(std::mem::size_of::<livedesk::Event>() > 1024);
+        assert!(
+            std::mem::size_of::<Envelope>() <= 256,
+            "{}",
+            std::mem::size_of::<Envelope>()
+        );
+    }
+
+    #[test]
+    fn every_source_is_listed_once_with_its_section() {
+        let config = SourcesConfig::default();
+        let names: Vec<&str> = config.each().iter().map(|p| p.source().as_str()).collect();
+        assert_eq!(names, all().names());
+        assert_eq!(names, ["chatbrick", "livedesk"]);
+    }
+}

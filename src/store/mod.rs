@@ -8,14 +8,14 @@ mod batch_thread;
 pub mod sqlite;
 mod wal_sync;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::envelope::{Envelope, Source};
+use crate::envelope::Envelope;
 
 pub use sqlite::SqliteStore;
 
@@ -39,6 +39,47 @@ pub enum StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// SQLite durability trade-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged event survives power loss.
+    Full,
+    /// fsync at checkpoints only: survives a crash of hookline, not of the machine.
+    Normal,
+}
+
+/// The inbox.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite `synchronous` setting.
+    pub synchronous: Synchronous,
+    /// How long event ids are remembered to drop the provider's duplicates.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_window: Duration,
+    /// How long event bodies are kept once their deliveries are finished.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often the pruning task runs.
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+    /// Upper bound on the database size in bytes; past it intake answers 503 (0 = no bound).
+    pub max_size: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            synchronous: Synchronous::Full,
+            dedupe_window: Duration::from_secs(7 * 24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            prune_interval: Duration::from_secs(600),
+            max_size: 0,
+        }
     }
 }
 
@@ -99,8 +140,28 @@ pub struct Claimed {
     pub attempt: u32,
     /// When the delivery was created or last replayed: the start of its retry budget.
     pub since: DateTime<Utc>,
-    /// The event (shared: intake hands its decoded envelope straight to dispatch).
-    pub envelope: Arc<Envelope>,
+    /// The event, as stored.
+    pub event: StoredEvent,
+}
+
+/// An event as the inbox keeps it: the envelope's fields, with the source by name. The store
+/// knows no provider; dispatch turns this back into an [`Envelope`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// The source's name (`chatbrick`, `livedesk`).
+    pub source: String,
+    /// Endpoint that received it.
+    pub endpoint: String,
+    /// The provider's id.
+    pub provider_id: String,
+    /// Wire event type.
+    pub event_type: String,
+    /// When hookline received it.
+    pub received_at: DateTime<Utc>,
+    /// Why the body did not fit the provider's types, when it did not.
+    pub decode_error: Option<String>,
+    /// The exact bytes the provider sent.
+    pub body: Bytes,
 }
 
 /// What one attempt did, recorded for the inspector.
@@ -127,12 +188,23 @@ pub enum NextStep {
     Dead,
 }
 
+impl NextStep {
+    /// The attempt's outcome as the inspector and metrics name it: `delivered`, `retry`, `dead`.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            NextStep::Delivered => "delivered",
+            NextStep::RetryAt(_) => "retry",
+            NextStep::Dead => "dead",
+        }
+    }
+}
+
 /// Filter for listing events and dead letters. Every field narrows; empty means all.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct EventFilter {
-    /// Only this source.
-    pub source: Option<Source>,
+    /// Only this source (by name).
+    pub source: Option<String>,
     /// Only this exact event type.
     #[serde(rename = "type")]
     pub event_type: Option<String>,
@@ -157,8 +229,8 @@ pub struct EventSummary {
     pub seq: i64,
     /// hookline event id.
     pub id: String,
-    /// Source.
-    pub source: Source,
+    /// Source name.
+    pub source: String,
     /// Endpoint.
     pub endpoint: String,
     /// Provider's id.

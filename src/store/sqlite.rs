@@ -19,12 +19,13 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::wal_sync::{Completion, WalSync};
+use super::Synchronous;
 use super::{
     AttemptInfo, AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, DeliveryStart, EventDetail,
     EventFilter, EventSummary, InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
+    StoredEvent,
 };
-use crate::config::Synchronous;
-use crate::envelope::{Envelope, Source};
+use crate::envelope::Envelope;
 
 /// Most jobs committed in one transaction; bounds the latency one batch adds to the next.
 const MAX_BATCH: usize = 2048;
@@ -432,17 +433,11 @@ fn from_ms(ms: i64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-fn parse_source(text: &str) -> rusqlite::Result<Source> {
-    text.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-    })
-}
-
 /// What intake writes for one event: the envelope's columns, owned so that the job can move to
 /// the writer thread without cloning the decoded event.
 struct EventRow {
     id: String,
-    source: Source,
+    source: &'static str,
     endpoint: String,
     provider_id: String,
     event_type: String,
@@ -455,7 +450,7 @@ impl From<&Envelope> for EventRow {
     fn from(envelope: &Envelope) -> Self {
         EventRow {
             id: envelope.id.clone(),
-            source: envelope.source,
+            source: envelope.source.as_str(),
             endpoint: envelope.endpoint.clone(),
             provider_id: envelope.provider_id.clone(),
             event_type: envelope.event_type.clone(),
@@ -482,7 +477,7 @@ fn insert_event(
         )?
         .execute(params![
             envelope.id,
-            envelope.source.as_str(),
+            envelope.source,
             envelope.endpoint,
             envelope.provider_id,
             envelope.event_type,
@@ -527,21 +522,22 @@ fn insert_event(
     Ok(InsertOutcome::Stored { delivery_ids })
 }
 
-/// The columns [`envelope_from_row`] reads, in order.
-const EVENT_COLUMNS: &str = "e.id, e.source, e.endpoint, e.provider_id, e.event_type, e.received_at, e.decode_error, e.body, e.seq";
+/// The columns [`stored_from_row`] reads, in order.
+const EVENT_COLUMNS: &str =
+    "e.source, e.endpoint, e.provider_id, e.event_type, e.received_at, e.decode_error, e.body";
 
-/// Rebuilds the envelope from a row selected with [`EVENT_COLUMNS`] at `offset`.
-fn envelope_from_row(row: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<Envelope> {
-    let body: Option<Vec<u8>> = row.get(offset + 7)?;
-    Ok(Envelope::restore(
-        parse_source(&row.get::<_, String>(offset + 1)?)?,
-        row.get(offset + 2)?,
-        row.get(offset + 3)?,
-        row.get(offset + 4)?,
-        from_ms(row.get(offset + 5)?),
-        row.get(offset + 6)?,
-        Bytes::from(body.unwrap_or_default()),
-    ))
+/// Reads an event selected with [`EVENT_COLUMNS`] at `offset`.
+fn stored_from_row(row: &rusqlite::Row<'_>, offset: usize) -> rusqlite::Result<StoredEvent> {
+    let body: Option<Vec<u8>> = row.get(offset + 6)?;
+    Ok(StoredEvent {
+        source: row.get(offset)?,
+        endpoint: row.get(offset + 1)?,
+        provider_id: row.get(offset + 2)?,
+        event_type: row.get(offset + 3)?,
+        received_at: from_ms(row.get(offset + 4)?),
+        decode_error: row.get(offset + 5)?,
+        body: Bytes::from(body.unwrap_or_default()),
+    })
 }
 
 /// Claims up to `limit` due deliveries of `handler`: picks them, marks each in flight, reads
@@ -576,7 +572,7 @@ fn claim_due(
                 route: row.get(1)?,
                 attempt: row.get(2)?,
                 since: from_ms(row.get(3)?),
-                envelope: Arc::new(envelope_from_row(row, 4)?),
+                event: stored_from_row(row, 4)?,
             })
         })?);
     }
@@ -651,8 +647,8 @@ impl FilterSql {
             clauses: Vec::new(),
             params: Vec::new(),
         };
-        if let Some(source) = filter.source {
-            sql.push("e.source = ?", Value::Text(source.as_str().into()));
+        if let Some(source) = &filter.source {
+            sql.push("e.source = ?", Value::Text(source.clone()));
         }
         if let Some(event_type) = &filter.event_type {
             sql.push("e.event_type = ?", Value::Text(event_type.clone()));
@@ -756,7 +752,7 @@ fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventSummary> {
     Ok(EventSummary {
         seq: row.get(0)?,
         id: row.get(1)?,
-        source: parse_source(&row.get::<_, String>(2)?)?,
+        source: row.get(2)?,
         endpoint: row.get(3)?,
         provider_id: row.get(4)?,
         event_type: row.get(5)?,
@@ -1131,12 +1127,12 @@ mod tests {
     use chrono::Duration as Age;
 
     fn envelope(provider_id: &str, age: Age) -> Envelope {
-        Envelope::new(
-            Source::Chatbrick,
+        crate::envelope::testing::envelope(
+            "chatbrick",
             "default",
-            provider_id.into(),
+            provider_id,
             Utc::now() - age,
-            Bytes::from_static(br#"{"type":"store.created","data":{"store":{"id":"s1"}}}"#),
+            br#"{"type":"store.created","data":{"store":{"id":"s1"}}}"#,
         )
     }
 
@@ -1503,7 +1499,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn restored_envelopes_decode_lazily_to_the_same_event() {
+    async fn claimed_events_are_read_back_as_they_were_stored() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let original = envelope("m1", Age::zero());
@@ -1512,9 +1508,14 @@ mod tests {
             .claim("log", 1, Duration::from_secs(60))
             .await
             .unwrap();
-        let restored = &claimed[0].envelope;
-        assert_eq!(restored.id, original.id);
-        assert_eq!(restored.event_type, "store.created");
-        assert_eq!(restored.event(), original.event());
+        let stored = &claimed[0].event;
+        assert_eq!(stored.source, original.source.as_str());
+        assert_eq!(stored.provider_id, original.provider_id);
+        assert_eq!(stored.event_type, "store.created");
+        assert_eq!(
+            stored.received_at.timestamp_millis(),
+            original.received_at.timestamp_millis()
+        );
+        assert_eq!(stored.body, original.body);
     }
 }

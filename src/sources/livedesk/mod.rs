@@ -1,23 +1,33 @@
 //! liveDesk: EngageLab's helpdesk built on Chatwoot. Authenticated by a secret token in the URL,
 //! and by the Chatwoot signature when a signing secret is configured.
+//!
+//! A request goes: [`receive`] checks what needs no body (liveDesk on, client allowed, URL
+//! token), then [`Intake::receive`] admits it, reads the body and calls back
+//! [`Livedesk::authenticate`] (signature, decoding), and commits the event.
 
+mod config;
 pub mod event;
 pub mod verify;
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::post;
 use chrono::Utc;
 
-use crate::envelope::{body_hash_id, Envelope, Source};
-use crate::intake::{Intake, LivedeskAuth, Rejection};
-use crate::server::ClientIp;
+use crate::envelope::{
+    body_hash_id, Decoded, Envelope, KeyIds, PersonalData, ProviderEvent, Source, SourceSpec,
+};
+use crate::intake::{Admission, ClientIp, Intake, Rejection};
 use crate::signature::VerifyError;
+use crate::sources::Endpoints;
 
+pub use config::LivedeskConfig;
 pub use event::Event;
+use verify::{ChatwootVerifier, UrlToken};
 
 /// liveDesk has one webhook URL per API channel: one endpoint.
 pub const ENDPOINT: &str = "default";
@@ -25,58 +35,138 @@ pub const ENDPOINT: &str = "default";
 /// Header Chatwoot sets to a UUID per delivery; the provider id when present.
 pub const DELIVERY_HEADER: &str = "x-chatwoot-delivery";
 
+/// liveDesk's events, as stored and routed: `livedesk`, ids `evt_ld_…`.
+pub const SOURCE: Source = Source::new(&SPEC);
+
+/// What [`SOURCE`] refers to.
+static SPEC: SourceSpec = SourceSpec {
+    name: "livedesk",
+    id_code: "ld",
+    decode,
+};
+
+/// Decodes an authenticated body; a body that does not fit keeps the `event` it could read.
+fn decode(body: &[u8]) -> Decoded {
+    Decoded::from_result(Event::decode(body), || event::peek_type(body))
+}
+
+impl ProviderEvent for Event {
+    fn event_type(&self) -> &str {
+        Event::event_type(self)
+    }
+    fn key_ids(&self) -> KeyIds {
+        Event::key_ids(self)
+    }
+    fn personal(&self) -> PersonalData {
+        Event::personal(self)
+    }
+}
+
+/// liveDesk configured: its URL token, the Chatwoot signature check when a secret is set, and
+/// how its requests are admitted. Without a token liveDesk is off.
+#[derive(Debug)]
+pub struct Livedesk {
+    /// The `<token>` of `/webhooks/livedesk/<token>`; `None` = off.
+    token: Option<UrlToken>,
+    /// Checks `X-Chatwoot-Signature` when set.
+    chatwoot: Option<ChatwootVerifier>,
+    /// Allow-list and overload policy: liveDesk never retries, so a request may wait for a slot.
+    admission: Admission,
+    /// How long a request may wait for a slot, for `describe`.
+    overload_wait: std::time::Duration,
+}
+
+/// What liveDesk's route shares.
+struct Served {
+    /// The configured provider.
+    livedesk: Livedesk,
+    /// Where authenticated events go.
+    intake: Arc<Intake>,
+}
+
+impl Endpoints for Livedesk {
+    fn off(&self) -> Option<String> {
+        self.token.is_none().then(|| {
+            "no token configured (HOOKLINE_LIVEDESK_TOKEN); /webhooks/livedesk/* answers 404"
+                .to_owned()
+        })
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let line = match &self.token {
+            Some(_) => format!(
+                "livedesk          on at /webhooks/livedesk/*** (chatwoot signature: {}; waits up to {} for a request slot when all are busy)",
+                if self.chatwoot.is_some() {
+                    "required"
+                } else {
+                    "not configured"
+                },
+                humantime::format_duration(self.overload_wait)
+            ),
+            None => "livedesk          off (no token)".into(),
+        };
+        vec![line]
+    }
+
+    fn routes(self: Box<Self>, intake: Arc<Intake>) -> axum::Router {
+        let served = Arc::new(Served {
+            livedesk: *self,
+            intake,
+        });
+        axum::Router::new()
+            .route("/webhooks/livedesk/{token}", post(receive))
+            .with_state(served)
+    }
+}
+
 /// `POST /webhooks/livedesk/<token>`. Takes the request whole rather than through the
 /// `HeaderMap` extractor, which would copy every header map.
-pub async fn receive(
-    State(intake): State<Arc<Intake>>,
+async fn receive(
+    State(served): State<Arc<Served>>,
     Path(token): Path<String>,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let client = ClientIp::of(&parts);
-    let authenticate = check(&intake, &token, client)
-        .map(|auth| authenticate(&intake, auth, &parts.headers, body));
-    intake
-        .receive(Source::Livedesk, ENDPOINT, authenticate)
+    let livedesk = &served.livedesk;
+    let checked = livedesk
+        .check(&token, ClientIp::of(&parts))
+        .map(|()| move |body: Bytes| livedesk.authenticate(&parts.headers, body));
+    served
+        .intake
+        .receive(&livedesk.admission, ENDPOINT, body, checked)
         .await
 }
 
-/// What needs no body: liveDesk is on, the client may send, and the URL token is right.
-fn check<'a>(
-    intake: &'a Intake,
-    token: &str,
-    client: Option<std::net::IpAddr>,
-) -> Result<&'a LivedeskAuth, Rejection> {
-    let auth = intake.livedesk.as_ref().ok_or(Rejection::NotFound)?;
-    intake.check_client(Source::Livedesk, client)?;
-    if !auth.token.matches(token) {
-        return Err(VerifyError::UnknownToken.into());
+impl Livedesk {
+    /// What needs no body: liveDesk is on, the client may send, and the URL token is right.
+    fn check(&self, token: &str, client: Option<std::net::IpAddr>) -> Result<(), Rejection> {
+        let expected = self.token.as_ref().ok_or(Rejection::NotFound)?;
+        self.admission.check_client(client)?;
+        if !expected.matches(token) {
+            return Err(VerifyError::UnknownToken.into());
+        }
+        Ok(())
     }
-    Ok(auth)
-}
 
-/// Reads the body, then checks the Chatwoot signature if one is configured.
-async fn authenticate(
-    intake: &Intake,
-    auth: &LivedeskAuth,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Envelope, Rejection> {
-    let body = intake.read_body(body).await?;
-    if let Some(chatwoot) = &auth.chatwoot {
-        chatwoot.verify(headers, &body, Utc::now().timestamp())?;
+    /// Checks the Chatwoot signature if one is configured, then decodes the body.
+    fn authenticate(&self, headers: &HeaderMap, body: Bytes) -> Result<Envelope, Rejection> {
+        if let Some(chatwoot) = &self.chatwoot {
+            chatwoot.verify(headers, &body, Utc::now().timestamp())?;
+        }
+        let provider_id = headers
+            .get(DELIVERY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| body_hash_id(&body), str::to_owned);
+        let decoded = decode(&body);
+        Ok(Envelope::new(
+            SOURCE,
+            ENDPOINT,
+            provider_id,
+            Utc::now(),
+            body,
+            decoded,
+        ))
     }
-    let provider_id = headers
-        .get(DELIVERY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| body_hash_id(&body), str::to_owned);
-    Ok(Envelope::new(
-        Source::Livedesk,
-        ENDPOINT,
-        provider_id,
-        Utc::now(),
-        body,
-    ))
 }

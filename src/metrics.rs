@@ -192,6 +192,11 @@ pub fn attempt(handler: &str, outcome: &'static str, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
+/// A request whose handling panicked (a bug in hookline), answered 500.
+pub fn panic() {
+    counter!("hookline_panics_total").increment(1);
+}
+
 /// Current deliveries in one state (`pending`, `inflight`, `dead`), as read from the store.
 pub fn deliveries(state: &'static str, count: u64) {
     gauge!("hookline_deliveries", "state" => state).set(count as f64);

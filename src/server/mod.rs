@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod client_ip;
 pub mod http;
+mod panics;
 pub mod process;
 pub mod requests;
 
@@ -366,13 +367,15 @@ fn public_router(
 }
 
 /// Request ids, client address resolution, and one access-log line per request (paths that
-/// carry a secret masked).
+/// carry a secret masked); inside them, a panic becomes a logged 500 (see [`panics`]).
 pub fn with_request_layers(
     router: Router,
     trusted: Arc<TrustedProxies>,
     secret_paths: Arc<[&'static str]>,
 ) -> Router {
-    router.layer(requests::RequestLayer::new(trusted, secret_paths))
+    router
+        .layer(panics::layer())
+        .layer(requests::RequestLayer::new(trusted, secret_paths))
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -3,13 +3,13 @@
 //! endpoint on the same machine in the same run; and how fast it forwards a stored backlog.
 //!
 //! ```text
-//! cargo build --release --features bench     # builds target/release/{hookline,hookline-bench}
+//! cargo build --release --workspace     # builds target/release/{hookline,hookline-bench}
 //! target/release/hookline-bench --pin --requests 200000 --connections 64 --rounds 3 --out bench/results.json
 //! ```
 //!
 //! The servers run as child processes (`hookline serve` configured by environment, and this
 //! binary re-executed as `--baseline-server`); with `--pin` they run on core 0 and the load
-//! generator on core 1. See README, "Performance".
+//! generator on core 1. See docs/performance.md.
 
 mod child;
 mod delivery;

@@ -1,7 +1,7 @@
 //! hookline with a store that keeps nothing: the request path alone (HTTP, verification,
 //! decoding, routing, the `log` handler, the acknowledgement) with no commit and no fsync. Its
 //! throughput is the most any store could let hookline reach on this machine, so the benchmark
-//! can say how much of a durable event's time is storage (README, "Performance").
+//! can say how much of a durable event's time is storage (docs/performance.md).
 //!
 //! It runs as a child process like hookline (`hookline-bench --null-store-server`), configured by
 //! the same `HOOKLINE_*` environment, on the same runtime and log subscriber as `hookline serve`.

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use crate::intake::{Hookline, Variant};
 use crate::load::{self, PhaseStats};
-use crate::report::{round, DeliveryResult, MemorySeries};
+use crate::results::{DeliveryResult, MemorySeries};
 use crate::rss::{self, Sampler};
 use crate::servers::{Sink, SinkState};
+use crate::stats::round;
 use crate::Context;
 
 /// Resident-size sampling interval while draining.

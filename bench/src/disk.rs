@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::report::round;
+use crate::stats::round;
 
 /// Bytes of a WAL frame header.
 const FRAME_HEADER: usize = 24;

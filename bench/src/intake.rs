@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildProc, Spawn};
 use crate::load::{self, Conn, PhaseStats, Prepared};
-use crate::report::{round, CpuShares, StoreCounters, TargetResult};
+use crate::results::{CpuShares, StoreCounters, TargetResult};
 use crate::rss::{self, CpuMeter, Memory, Sampler};
+use crate::stats::round;
 use crate::Context;
 
 /// Time a server has to become ready.

@@ -11,6 +11,7 @@
 //! binary re-executed as `--baseline-server`); with `--pin` they run on core 0 and the load
 //! generator on core 1. See docs/performance.md.
 
+mod checks;
 mod child;
 mod delivery;
 mod disk;
@@ -18,9 +19,11 @@ mod intake;
 mod load;
 mod null_store;
 mod overload;
-mod report;
+mod print;
+mod results;
 mod rss;
 mod servers;
+mod stats;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,7 +36,7 @@ use hookline::signature::{Key, Signer};
 use crate::child::ScratchDir;
 use crate::intake::Variant;
 use crate::load::Prepared;
-use crate::report::{Breakdown, Report, Round, RunConfig};
+use crate::results::{Breakdown, Report, Round, RunConfig};
 
 /// The same allocator as `hookline`, so that the baseline server measures the same HTTP stack.
 #[global_allocator]
@@ -227,19 +230,7 @@ fn exit_code(report: &Report) -> ExitCode {
 /// The runs the arguments ask for, then the table and the JSON.
 async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
     let ctx = context(&args, pin)?;
-    let mut report = Report {
-        config: run_config(&args, &ctx, cpus, pin),
-        baseline: None,
-        hookline: None,
-        rounds: Vec::new(),
-        ratio_requests_per_s: None,
-        breakdown: None,
-        disk: None,
-        delivery: None,
-        overload: None,
-        targets: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut report = Report::new(run_config(&args, &ctx, cpus, pin));
     if let Some(addr) = args.attach {
         progress(&format!("attached: {} requests to {addr}", ctx.requests));
         report.hookline = Some(intake::attached(&ctx, addr).await?);

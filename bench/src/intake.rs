@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildProc, Spawn};
+use crate::context::Context;
 use crate::load::{self, Conn, PhaseStats, Prepared};
 use crate::results::{CpuShares, StoreCounters, TargetResult};
 use crate::rss::{self, CpuMeter, Memory, Sampler};
 use crate::stats::round;
-use crate::Context;
 
 /// Time a server has to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);

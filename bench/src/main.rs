@@ -13,6 +13,7 @@
 
 mod checks;
 mod child;
+mod context;
 mod delivery;
 mod disk;
 mod intake;
@@ -23,6 +24,7 @@ mod print;
 mod results;
 mod rss;
 mod servers;
+mod signals;
 mod stats;
 
 use std::net::SocketAddr;
@@ -34,9 +36,10 @@ use clap::Parser;
 use hookline::signature::{Key, Signer};
 
 use crate::child::ScratchDir;
+use crate::context::Context;
 use crate::intake::Variant;
-use crate::load::Prepared;
 use crate::results::{Breakdown, Report, Round, RunConfig};
+use crate::signals::interrupted;
 
 /// The same allocator as `hookline`, so that the baseline server measures the same HTTP stack.
 #[global_allocator]
@@ -114,37 +117,6 @@ struct Args {
     null_store_server: bool,
 }
 
-/// What every run needs: where hookline is, how to pin, the load's shape, the signing key.
-#[derive(Debug)]
-pub struct Context {
-    /// The hookline executable.
-    pub hookline: PathBuf,
-    /// Core for server processes, when pinning.
-    pub server_core: Option<usize>,
-    /// Concurrent connections.
-    pub connections: usize,
-    /// Measured requests per server.
-    pub requests: usize,
-    /// Warm-up requests per server.
-    pub warmup: usize,
-    /// The `whsec_` key hookline is configured with.
-    pub secret: String,
-    /// Signs the requests.
-    pub signer: Signer,
-    /// Data directories and logs of this run.
-    pub scratch: ScratchDir,
-    /// Makes message ids unique across runs (process id and time).
-    pub nonce: String,
-}
-
-impl Context {
-    /// Signs the warm-up and measured requests of one server's run.
-    pub fn prepare(&self, label: &str) -> Vec<Prepared> {
-        let prefix = format!("{}-{label}", self.nonce);
-        load::prepare(self.warmup + self.requests, &prefix, &self.signer)
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(port) = args.baseline_server {
@@ -198,19 +170,6 @@ async fn run_interruptible(args: Args, cpus: usize, pin: bool) -> ExitCode {
             eprintln!("hookline-bench: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM, with the signal's name.
-pub async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return "Ctrl-C";
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        _ = term.recv() => "SIGTERM",
     }
 }
 

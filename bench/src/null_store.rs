@@ -21,6 +21,8 @@ use hookline::store::{
 };
 use hookline::Envelope;
 
+use crate::signals::interrupted;
+
 /// A [`Store`] that acknowledges every event without keeping it, and has nothing to claim,
 /// list or replay.
 #[derive(Debug)]
@@ -121,7 +123,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::interrupted().await;
+    interrupted().await;
     server.shutdown();
     server.wait().await;
     ExitCode::SUCCESS

@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
+use crate::context::Context;
 use crate::intake::{self, Hookline, Variant, IDLE_SETTLE, SAMPLE_EVERY, STOP_TIMEOUT};
 use crate::load;
 use crate::results::{Latency, OverloadResult};
 use crate::rss::{self, Sampler};
 use crate::stats::round;
-use crate::Context;
 
 /// Connections per request slot of hookline's limit.
 pub const OVERSUBSCRIPTION: usize = 4;

@@ -20,13 +20,17 @@ ARG RUST_VERSION=1
 FROM rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 
-# Dependencies in their own layer: rebuilt only when Cargo.toml or Cargo.lock change.
+# Dependencies in their own layer: rebuilt only when a Cargo.toml or Cargo.lock change.
+# The workspace names the benchmark (bench/) as a member: cargo reads its manifest, so it is
+# copied with a stub source, but only the server (-p hookline) is built, here and below.
 COPY Cargo.toml Cargo.lock ./
+COPY bench/Cargo.toml ./bench/
 COPY .cargo ./.cargo
-RUN mkdir src \
+RUN mkdir src bench/src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
- && cargo build --release --locked \
+ && echo 'fn main() {}' > bench/src/main.rs \
+ && cargo build --release --locked -p hookline \
  && rm -rf src
 
 # The crate itself. src/send.rs embeds the documented examples from fixtures/ at compile time.
@@ -35,7 +39,7 @@ COPY fixtures ./fixtures
 # COPY keeps the files' own modification times, which can be older than the stub build above:
 # touch the crate roots so that cargo does not take the stub's artifacts for up to date.
 RUN touch src/main.rs src/lib.rs \
- && cargo build --release --locked \
+ && cargo build --release --locked -p hookline \
  && install -D -m 0755 target/release/hookline /out/hookline \
  && install -d -m 0750 /out/data
 

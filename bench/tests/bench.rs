@@ -1,8 +1,9 @@
 //! The benchmark binary end to end, at a small size: every part runs against real child
-//! processes and the JSON it writes holds what README's performance section reads from it.
-#![cfg(feature = "bench")]
+//! processes and the JSON it writes holds what docs/performance.md reads from it.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
 
 #[test]
 fn a_small_benchmark_runs_every_part_and_reports_each_round() {
@@ -12,7 +13,7 @@ fn a_small_benchmark_runs_every_part_and_reports_each_round() {
         .args(["--requests", "400", "--connections", "4", "--rounds", "2"])
         .args(["--delivery-events", "300", "--overload-limit", "2"])
         .arg("--hookline")
-        .arg(env!("CARGO_BIN_EXE_hookline"))
+        .arg(hookline_binary())
         .arg("--out")
         .arg(&out)
         .output()
@@ -73,4 +74,78 @@ fn a_small_benchmark_runs_every_part_and_reports_each_round() {
     assert!(overload["retry_later"].as_u64().unwrap() > 0, "{overload}");
     assert_eq!(overload["unexpected"], 0);
     assert_eq!(overload["accepted"], overload["stored_events"]);
+}
+
+/// The `hookline` server the benchmark starts. Cargo names only this package's binaries to its
+/// tests, so the server is looked up where cargo puts it: next to `hookline-bench`.
+/// `cargo test --workspace` has just built it there (the hookline package's integration tests
+/// need it). When it is missing or older than its sources (`cargo test -p hookline-bench` on a
+/// fresh checkout, or after a change to the server), the cargo running this test builds it.
+fn hookline_binary() -> PathBuf {
+    let bench = Path::new(env!("CARGO_BIN_EXE_hookline-bench"));
+    let sibling = bench.with_file_name("hookline");
+    let built = sibling.metadata().and_then(|m| m.modified()).ok();
+    match built {
+        Some(built) if built >= newest_server_source() => sibling,
+        _ => build_hookline(bench),
+    }
+}
+
+/// The latest modification time of what the `hookline` binary is built from.
+fn newest_server_source() -> SystemTime {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    ["src", "fixtures", "Cargo.toml", "Cargo.lock", ".cargo"]
+        .iter()
+        .map(|path| newest(&root.join(path)))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// The latest modification time of a file, or of anything below a directory.
+fn newest(path: &Path) -> SystemTime {
+    let Ok(meta) = path.metadata() else {
+        return SystemTime::UNIX_EPOCH;
+    };
+    let own = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if !meta.is_dir() {
+        return own;
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| newest(&entry.path()))
+        .fold(own, SystemTime::max)
+}
+
+/// Builds `hookline` with the cargo running this test, in the profile `hookline-bench` was built
+/// with (the name of its directory: `debug` is the `dev` profile), and returns the executable
+/// cargo reports.
+fn build_hookline(bench: &Path) -> PathBuf {
+    let dir = bench.parent().and_then(Path::file_name).unwrap();
+    let profile = match dir.to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--locked",
+            "--package",
+            "hookline",
+            "--bin",
+            "hookline",
+        ])
+        .args(["--profile", profile, "--message-format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "cargo build of hookline failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "hookline")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported no hookline executable")
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildProc, Spawn};
+use crate::context::Context;
 use crate::load::{self, Conn, PhaseStats, Prepared};
-use crate::report::{round, CpuShares, StoreCounters, TargetResult};
+use crate::results::{CpuShares, StoreCounters, TargetResult};
 use crate::rss::{self, CpuMeter, Memory, Sampler};
-use crate::Context;
+use crate::stats::round;
 
 /// Time a server has to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -43,15 +43,15 @@ const MAX_HEADERS: usize = 32;
 
 /// The ChatBrick fixtures the requests carry, cycled in order: realistic bodies of every size.
 const FIXTURES: [&str; 9] = [
-    include_str!("../../../fixtures/chatbrick/account.created.example.json"),
-    include_str!("../../../fixtures/chatbrick/account.deactivated.example.json"),
-    include_str!("../../../fixtures/chatbrick/contact.connection.changed.store_and_staff.json"),
-    include_str!("../../../fixtures/chatbrick/contact.connection.connected.store_and_staff.json"),
-    include_str!("../../../fixtures/chatbrick/contact.connection.connected.store_only.json"),
-    include_str!("../../../fixtures/chatbrick/contact.connection.disconnected.example.json"),
-    include_str!("../../../fixtures/chatbrick/store.created.example.json"),
-    include_str!("../../../fixtures/chatbrick/store.deactivated.example.json"),
-    include_str!("../../../fixtures/chatbrick/store.updated.example.json"),
+    include_str!("../../fixtures/chatbrick/account.created.example.json"),
+    include_str!("../../fixtures/chatbrick/account.deactivated.example.json"),
+    include_str!("../../fixtures/chatbrick/contact.connection.changed.store_and_staff.json"),
+    include_str!("../../fixtures/chatbrick/contact.connection.connected.store_and_staff.json"),
+    include_str!("../../fixtures/chatbrick/contact.connection.connected.store_only.json"),
+    include_str!("../../fixtures/chatbrick/contact.connection.disconnected.example.json"),
+    include_str!("../../fixtures/chatbrick/store.created.example.json"),
+    include_str!("../../fixtures/chatbrick/store.deactivated.example.json"),
+    include_str!("../../fixtures/chatbrick/store.updated.example.json"),
 ];
 
 /// One request, signed and serialized before the clock starts.

@@ -1,6 +1,6 @@
 //! What the disk under the data dirs charges for the writes and the fsync of one durable group
 //! commit, measured directly with no database: the floor under any store that fsyncs before it
-//! answers (README, "What stands in the way of 0.5 ×").
+//! answers (docs/performance.md, "What stands in the way of 0.5 ×").
 //!
 //! One commit is `frames` WAL frames (a 24-byte header and a 4 KiB page each), written either
 //! the way SQLite writes its WAL (two `pwrite`s per frame) or with one `pwrite`, then
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::report::round;
+use crate::stats::round;
 
 /// Bytes of a WAL frame header.
 const FRAME_HEADER: usize = 24;
@@ -25,7 +25,7 @@ const PAGE: usize = 4096;
 /// Commits measured per way of writing.
 const COMMITS: usize = 200;
 /// WAL bytes a durable event adds: its row and its share of the B-tree pages every commit
-/// rewrites (a 50k-event run wrote 118 MB of WAL, 56 events per commit, README).
+/// rewrites (a 50k-event run wrote 118 MB of WAL, 56 events per commit, docs/performance.md).
 const WAL_BYTES_PER_EVENT: usize = 2400;
 
 /// WAL frames of one commit when `connections` requests are committed together.

@@ -296,7 +296,7 @@ pub fn sibling_hookline() -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!(
-            "{} not found: build both with `cargo build --release --features bench`, or pass --hookline",
+            "{} not found: build both with `cargo build --release --workspace`, or pass --hookline",
             path.display()
         ))
     }

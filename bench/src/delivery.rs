@@ -12,12 +12,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::context::Context;
 use crate::intake::{Hookline, Variant};
 use crate::load::{self, PhaseStats};
-use crate::report::{round, DeliveryResult, MemorySeries};
+use crate::results::{DeliveryResult, MemorySeries};
 use crate::rss::{self, Sampler};
 use crate::servers::{Sink, SinkState};
-use crate::Context;
+use crate::stats::round;
 
 /// Resident-size sampling interval while draining.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);

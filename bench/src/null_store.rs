@@ -1,7 +1,7 @@
 //! hookline with a store that keeps nothing: the request path alone (HTTP, verification,
 //! decoding, routing, the `log` handler, the acknowledgement) with no commit and no fsync. Its
 //! throughput is the most any store could let hookline reach on this machine, so the benchmark
-//! can say how much of a durable event's time is storage (README, "Performance").
+//! can say how much of a durable event's time is storage (docs/performance.md).
 //!
 //! It runs as a child process like hookline (`hookline-bench --null-store-server`), configured by
 //! the same `HOOKLINE_*` environment, on the same runtime and log subscriber as `hookline serve`.
@@ -20,6 +20,8 @@ use hookline::store::{
     InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
 };
 use hookline::Envelope;
+
+use crate::signals::interrupted;
 
 /// A [`Store`] that acknowledges every event without keeping it, and has nothing to claim,
 /// list or replay.
@@ -121,7 +123,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::interrupted().await;
+    interrupted().await;
     server.shutdown();
     server.wait().await;
     ExitCode::SUCCESS

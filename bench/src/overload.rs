@@ -7,11 +7,12 @@
 
 use std::sync::Arc;
 
+use crate::context::Context;
 use crate::intake::{self, Hookline, Variant, IDLE_SETTLE, SAMPLE_EVERY, STOP_TIMEOUT};
 use crate::load;
-use crate::report::{round, Latency, OverloadResult};
+use crate::results::{Latency, OverloadResult};
 use crate::rss::{self, Sampler};
-use crate::Context;
+use crate::stats::round;
 
 /// Connections per request slot of hookline's limit.
 pub const OVERSUBSCRIPTION: usize = 4;

@@ -3,24 +3,29 @@
 //! endpoint on the same machine in the same run; and how fast it forwards a stored backlog.
 //!
 //! ```text
-//! cargo build --release --features bench     # builds target/release/{hookline,hookline-bench}
+//! cargo build --release --workspace     # builds target/release/{hookline,hookline-bench}
 //! target/release/hookline-bench --pin --requests 200000 --connections 64 --rounds 3 --out bench/results.json
 //! ```
 //!
 //! The servers run as child processes (`hookline serve` configured by environment, and this
 //! binary re-executed as `--baseline-server`); with `--pin` they run on core 0 and the load
-//! generator on core 1. See README, "Performance".
+//! generator on core 1. See docs/performance.md.
 
+mod checks;
 mod child;
+mod context;
 mod delivery;
 mod disk;
 mod intake;
 mod load;
 mod null_store;
 mod overload;
-mod report;
+mod print;
+mod results;
 mod rss;
 mod servers;
+mod signals;
+mod stats;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,9 +36,10 @@ use clap::Parser;
 use hookline::signature::{Key, Signer};
 
 use crate::child::ScratchDir;
+use crate::context::Context;
 use crate::intake::Variant;
-use crate::load::Prepared;
-use crate::report::{Breakdown, Report, Round, RunConfig};
+use crate::results::{Breakdown, Report, Round, RunConfig};
+use crate::signals::interrupted;
 
 /// The same allocator as `hookline`, so that the baseline server measures the same HTTP stack.
 #[global_allocator]
@@ -111,37 +117,6 @@ struct Args {
     null_store_server: bool,
 }
 
-/// What every run needs: where hookline is, how to pin, the load's shape, the signing key.
-#[derive(Debug)]
-pub struct Context {
-    /// The hookline executable.
-    pub hookline: PathBuf,
-    /// Core for server processes, when pinning.
-    pub server_core: Option<usize>,
-    /// Concurrent connections.
-    pub connections: usize,
-    /// Measured requests per server.
-    pub requests: usize,
-    /// Warm-up requests per server.
-    pub warmup: usize,
-    /// The `whsec_` key hookline is configured with.
-    pub secret: String,
-    /// Signs the requests.
-    pub signer: Signer,
-    /// Data directories and logs of this run.
-    pub scratch: ScratchDir,
-    /// Makes message ids unique across runs (process id and time).
-    pub nonce: String,
-}
-
-impl Context {
-    /// Signs the warm-up and measured requests of one server's run.
-    pub fn prepare(&self, label: &str) -> Vec<Prepared> {
-        let prefix = format!("{}-{label}", self.nonce);
-        load::prepare(self.warmup + self.requests, &prefix, &self.signer)
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(port) = args.baseline_server {
@@ -198,19 +173,6 @@ async fn run_interruptible(args: Args, cpus: usize, pin: bool) -> ExitCode {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM, with the signal's name.
-pub async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return "Ctrl-C";
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        _ = term.recv() => "SIGTERM",
-    }
-}
-
 /// Failure when any measured request failed or the backlog did not drain.
 fn exit_code(report: &Report) -> ExitCode {
     let failures = report.failures();
@@ -227,19 +189,7 @@ fn exit_code(report: &Report) -> ExitCode {
 /// The runs the arguments ask for, then the table and the JSON.
 async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
     let ctx = context(&args, pin)?;
-    let mut report = Report {
-        config: run_config(&args, &ctx, cpus, pin),
-        baseline: None,
-        hookline: None,
-        rounds: Vec::new(),
-        ratio_requests_per_s: None,
-        breakdown: None,
-        disk: None,
-        delivery: None,
-        overload: None,
-        targets: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut report = Report::new(run_config(&args, &ctx, cpus, pin));
     if let Some(addr) = args.attach {
         progress(&format!("attached: {} requests to {addr}", ctx.requests));
         report.hookline = Some(intake::attached(&ctx, addr).await?);

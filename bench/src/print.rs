@@ -1,0 +1,199 @@
+//! The human output: a report as the table and the lines the benchmark prints on stdout.
+
+use crate::disk::DiskFloor;
+use crate::results::{Breakdown, DeliveryResult, OverloadResult, Report, TargetResult};
+
+impl Report {
+    /// Prints the results as a table.
+    pub fn print(&self) {
+        println!();
+        println!(
+            "{:<22} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7} {:>9} {:>7}",
+            "target",
+            "req/s",
+            "p50 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "max µs",
+            "failed",
+            "peak MB",
+            "CPU %"
+        );
+        let parts = self.breakdown.iter().flat_map(Breakdown::targets);
+        for target in self.baseline.iter().chain(parts).chain(&self.hookline) {
+            print_row(target);
+        }
+        if let Some(ratio) = self.ratio_requests_per_s {
+            println!("ratio hookline/baseline (req/s): {ratio:.3}");
+        }
+        if let Some(breakdown) = &self.breakdown {
+            print_breakdown(breakdown);
+        }
+        if let Some(disk) = &self.disk {
+            print_disk(disk, self.config.connections);
+        }
+        if !self.rounds.is_empty() {
+            let ratios: Vec<String> = self
+                .rounds
+                .iter()
+                .map(|r| format!("{:.3}", r.ratio))
+                .collect();
+            println!(
+                "ratio per round: {} (the table shows the median round)",
+                ratios.join(", ")
+            );
+        }
+        if let Some(h) = &self.hookline {
+            print_hookline_extras(h);
+        }
+        if let Some(d) = &self.delivery {
+            print_delivery(d);
+        }
+        if let Some(o) = &self.overload {
+            print_overload(o);
+        }
+        for warning in &self.warnings {
+            println!("WARNING: {warning}");
+        }
+        println!();
+        for check in &self.targets {
+            let mark = if check.met { "met" } else { "NOT met" };
+            println!(
+                "  {:<24} {:>12}  (target {}): {mark}",
+                check.name, check.measured, check.target
+            );
+        }
+    }
+}
+
+/// Prints the time per request by part, and what 0.5 × the baseline would leave.
+fn print_breakdown(b: &Breakdown) {
+    let s = &b.us_per_request;
+    let no_store_ratio = s.http / (s.http + s.request_path);
+    println!("where a durable request's time goes (µs per request = 1 / throughput):");
+    println!("  {:>7.2}  the HTTP exchange (baseline)", s.http);
+    println!(
+        "  {:>+7.2}  verification, decoding, routing, log handler, answer (no store: {:.3} × baseline)",
+        s.request_path, no_store_ratio
+    );
+    println!(
+        "  {:>+7.2}  SQLite commit: writer thread, WAL writes, checkpoints",
+        s.commit
+    );
+    println!("  {:>+7.2}  the WAL fsync before the 2xx", s.fsync);
+    println!("  {:>7.2}  hookline (durable)", s.durable);
+    println!(
+        "  0.5 × baseline allows {:.2} µs per request: {:.2} µs for storage after this request path, against {:.2} µs measured",
+        s.half_baseline_budget,
+        s.half_baseline_budget - s.http - s.request_path,
+        s.commit + s.fsync
+    );
+}
+
+/// One line of the table.
+fn print_row(t: &TargetResult) {
+    println!(
+        "{:<22} {:>9.0} {:>8} {:>8} {:>9} {:>8} {:>7} {:>9.1} {:>6.0}% {:>6.0}%",
+        t.name,
+        t.requests_per_s,
+        t.latency.p50_us,
+        t.latency.p99_us,
+        t.latency.p999_us,
+        t.latency.max_us,
+        t.failed(),
+        t.peak_rss_mb,
+        t.server_cpu_percent,
+        t.generator_cpu_percent
+    );
+}
+
+/// hookline's idle memory and store counters.
+fn print_hookline_extras(h: &TargetResult) {
+    if let Some(idle) = h.idle_rss_mb {
+        println!("hookline idle RSS after start: {idle:.1} MB");
+    }
+    if let Some(store) = &h.store {
+        println!(
+            "hookline stored {} events (warm-up included) in {} commits, {:.1} writes per commit",
+            store.accepted_events, store.commit_batches, store.mean_commit_batch
+        );
+        let rest = match store.catch_up_seconds {
+            _ if store.delivered_at_end >= store.accepted_events => String::new(),
+            Some(seconds) => format!("; the rest took {seconds:.1} s more"),
+            None => "; the rest did not finish within the limit".to_owned(),
+        };
+        println!(
+            "default-route (log) deliveries done when the load ended: {} of {}{rest}",
+            store.delivered_at_end, store.accepted_events
+        );
+    }
+}
+
+/// The delivery run's lines.
+fn print_delivery(d: &DeliveryResult) {
+    println!(
+        "delivery: backlog of {} events filled at {:.0} req/s; after restart {} drained in {:.2} s = {:.0} events/s ({:.2} s from start)",
+        d.events, d.fill_requests_per_s, d.drained, d.drain_seconds, d.events_per_s, d.seconds_from_start
+    );
+    println!(
+        "delivery RSS while draining: min {:.1} / max {:.1} / last {:.1} MB, peak {:.1} MB ({} samples)",
+        d.rss.min_mb,
+        d.rss.max_mb,
+        d.rss.last_mb,
+        d.rss.peak_mb,
+        d.rss.samples.len()
+    );
+}
+
+/// The disk's costs for one commit, and what the cheapest fsync costs per request.
+fn print_disk(d: &DiskFloor, connections: usize) {
+    println!(
+        "the disk under the data dirs, one commit of {} WAL frames ({} KB), CPU of the writing thread:",
+        d.frames,
+        d.commit_bytes / 1000
+    );
+    for (how, cost) in [
+        (
+            "two pwrites per frame, as SQLite, file growing",
+            &d.frame_writes_growing,
+        ),
+        ("one pwrite, file growing", &d.one_write_growing),
+        (
+            "one pwrite over blocks written before",
+            &d.one_write_overwriting,
+        ),
+    ] {
+        println!(
+            "  {how:<48} writes {:>6.1} µs, fdatasync {:>6.1} µs CPU, {:>6.1} µs wall",
+            cost.write_cpu_us, cost.fsync_cpu_us, cost.fsync_wall_us
+        );
+    }
+    println!(
+        "  the cheapest fsync costs {:.2} µs of CPU per request when one covers {connections} requests",
+        d.fsync_cpu_per_request_us(connections)
+    );
+}
+
+/// Prints the overload run.
+fn print_overload(o: &OverloadResult) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "overload: limit {}, {} connections, {} requests in {:.1} s: {} stored ({:.0}/s, p99 {:.1} ms), \
+         {} answered 503 + Retry-After (p50 {:.2} ms, p99 {:.2} ms), {} other",
+        o.limit,
+        o.connections,
+        o.requests,
+        o.seconds,
+        o.accepted,
+        o.accepted_per_s,
+        ms(o.accepted_latency.p99_us),
+        o.retry_later,
+        ms(o.retry_later_latency.p50_us),
+        ms(o.retry_later_latency.p99_us),
+        o.unexpected
+    );
+    println!(
+        "  RSS: idle {:.1} MB, max sampled {:.1} MB, peak {:.1} MB",
+        o.idle_rss_mb, o.sampled_max_rss_mb, o.peak_rss_mb
+    );
+}

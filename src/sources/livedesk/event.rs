@@ -9,8 +9,9 @@
 //! text are cheaper than building a `serde_json::Value` tree and converting it, and errors keep
 //! serde_json's line and column.
 //!
-//! The sender is loose with types, so each quirk has one helper here, reused by every field it
-//! concerns:
+//! The sender is loose with types, so each quirk has one helper, reused by every field it
+//! concerns; the generic ones are the lenient deserializers both providers share
+//! (`sources::lenient`), the others are here:
 //! - `flexible_time`: every time field accepts integer or float epoch seconds (a float keeps its
 //!   microseconds), numeric strings and ISO 8601 strings; `0`, `""`, `null` and absent are `None`.
 //! - wire enums ([`ConversationStatus`], [`Priority`], [`MessageType`], [`SenderType`]) accept their
@@ -23,15 +24,14 @@
 //! No struct denies unknown fields: liveDesk adds keys over time.
 
 use std::fmt;
-use std::marker::PhantomData;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Unexpected, Visitor};
-use serde::ser::Serializer;
+use chrono::{DateTime, Utc};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
 use crate::envelope::{KeyIds, PersonalData};
+use crate::sources::lenient::{self, wire_enum};
 
 /// One liveDesk webhook delivery, decoded.
 ///
@@ -278,13 +278,13 @@ pub struct Conversation {
     /// The contact's link to the inbox; its `source_id` is the integrator's id for the contact.
     pub contact_inbox: Option<ContactInbox>,
     /// The last public message (0 or 1 entries), in Chatwoot's raw record shape.
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub messages: Vec<ConversationMessage>,
     /// Names of the labels attached to the conversation.
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub labels: Vec<String>,
     /// Who takes part: the contact (`sender`), the assigned agent and team.
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub meta: Meta,
     /// Free-form data Chatwoot collects (browser, referer, …).
     #[serde(default)]
@@ -302,32 +302,32 @@ pub struct Conversation {
     /// Messages the agents have not read yet.
     pub unread_count: Option<i64>,
     /// When a snoozed conversation reopens; `None` when not snoozed or snoozed indefinitely.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub snoozed_until: Option<DateTime<Utc>>,
     /// When an agent first replied; `None` until then.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub first_reply_created_at: Option<DateTime<Utc>>,
     /// Since when the contact has been waiting for a reply; `None` when nobody is waiting.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub waiting_since: Option<DateTime<Utc>>,
     /// When an agent last looked at it; `None` for never.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub agent_last_seen_at: Option<DateTime<Utc>>,
     /// When the contact last looked at it; `None` for never.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub contact_last_seen_at: Option<DateTime<Utc>>,
     /// The last activity (message, status change, …).
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub last_activity_at: Option<DateTime<Utc>>,
     /// Chatwoot's sort timestamp (the last activity).
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub timestamp: Option<DateTime<Utc>>,
     /// When the conversation was created.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub created_at: Option<DateTime<Utc>>,
     /// When the conversation last changed, to the microsecond: what orders states of one
     /// conversation, since deliveries arrive in no particular order.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -451,15 +451,15 @@ pub struct ConversationMessage {
     /// The sender, when embedded.
     pub sender: Option<Sender>,
     /// Files attached, if any.
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub attachments: Vec<Attachment>,
     /// liveDesk's conversation topic.
     pub conversation_topic_id: Option<i64>,
     /// When the message was created (epoch seconds on the wire).
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub created_at: Option<DateTime<Utc>>,
     /// When the message last changed (ISO string on the wire).
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -489,7 +489,7 @@ pub struct Message {
     /// The id of the message in the channel's own system, if any.
     pub source_id: Option<String>,
     /// When the message was created.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub created_at: Option<DateTime<Utc>>,
     /// Who sent it (agent, contact, bot); `None` for system messages.
     pub sender: Option<Sender>,
@@ -500,7 +500,7 @@ pub struct Message {
     /// The conversation the message belongs to.
     pub conversation: Option<Conversation>,
     /// Files attached; empty when the key is absent, which is how the sender says "none".
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub attachments: Vec<Attachment>,
     /// liveDesk's conversation topic.
     pub conversation_topic_id: Option<i64>,
@@ -575,13 +575,13 @@ pub struct Sender {
     #[serde(rename = "type")]
     pub type_: Option<SenderType>,
     /// Avatar URL; `None` when empty.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub avatar: Option<String>,
     /// Avatar URL; `None` when empty.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub avatar_url: Option<String>,
     /// Thumbnail URL; `None` when empty.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub thumbnail: Option<String>,
     /// An agent's presence (`online`, `busy`, `offline`).
     pub availability_status: Option<String>,
@@ -634,10 +634,10 @@ pub struct Contact {
     #[serde(rename = "type")]
     pub type_: Option<SenderType>,
     /// Avatar URL; `None` when empty.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub avatar: Option<String>,
     /// Thumbnail URL; `None` when empty.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub thumbnail: Option<String>,
     /// Whether the contact is blocked.
     pub blocked: Option<bool>,
@@ -697,10 +697,10 @@ pub struct Inbox {
     /// The reply outside working hours.
     pub out_of_office_message: Option<String>,
     /// When the inbox was created.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub created_at: Option<DateTime<Utc>>,
     /// When the inbox last changed.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub updated_at: Option<DateTime<Utc>>,
     /// What changed (in `inbox_updated`); empty otherwise.
     #[serde(default, with = "changes")]
@@ -798,10 +798,10 @@ pub struct ContactInbox {
     /// The token of the contact's realtime channel; a credential, do not log it.
     pub pubsub_token: Option<String>,
     /// When the link was created.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub created_at: Option<DateTime<Utc>>,
     /// When the link last changed.
-    #[serde(default, deserialize_with = "flexible_time")]
+    #[serde(default, deserialize_with = "lenient::flexible_time")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -819,10 +819,10 @@ pub struct Attachment {
     /// The file extension, if known.
     pub extension: Option<String>,
     /// Where to download the file; `None` when empty.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub data_url: Option<String>,
     /// Where to download a thumbnail; `None` when empty.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub thumb_url: Option<String>,
     /// The size in bytes.
     pub file_size: Option<i64>,
@@ -886,69 +886,6 @@ impl<'de> Deserialize<'de> for FreeForm {
     }
 }
 
-/// Declares an enum whose wire value is a name or (inside raw Rails records) an integer code, with
-/// an `Other(String)` for values this version does not know; it serializes as the name.
-///
-/// `Variant = "name" | "alias", code 0;` — aliases and code are optional.
-macro_rules! wire_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident {
-            $(
-                $(#[$vmeta:meta])*
-                $variant:ident = $wire:literal $(| $alias:literal)* $(, code $code:literal)?;
-            )*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )*
-            /// A value this version does not know, kept as sent (an integer as its decimal text).
-            Other(String),
-        }
-
-        impl $name {
-            /// The name as a top-level field spells it: what serialization writes.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $( Self::$variant => $wire, )*
-                    Self::Other(name) => name,
-                }
-            }
-        }
-
-        impl WireEnum for $name {
-            const EXPECTING: &'static str = concat!("a ", stringify!($name), " name or code");
-
-            fn from_name(name: &str) -> Self {
-                match name {
-                    $( $wire $(| $alias)* => Self::$variant, )*
-                    _ => Self::Other(name.to_owned()),
-                }
-            }
-
-            fn from_code(code: i64) -> Self {
-                $( $( if code == $code { return Self::$variant; } )? )*
-                Self::Other(code.to_string())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(WireVisitor(PhantomData))
-            }
-        }
-    };
-}
-
 wire_enum! {
     /// Where a conversation stands in the agents' workflow.
     pub enum ConversationStatus {
@@ -1004,155 +941,6 @@ wire_enum! {
         /// A Captain (AI) assistant.
         CaptainAssistant = "captain_assistant" | "Captain::Assistant";
     }
-}
-
-/// What [`wire_enum!`] types share, so that one visitor reads them all.
-trait WireEnum: Sized {
-    /// What an error message says was expected.
-    const EXPECTING: &'static str;
-    /// The value for a name (`Other` when unknown).
-    fn from_name(name: &str) -> Self;
-    /// The value for an integer code (`Other` when unknown).
-    fn from_code(code: i64) -> Self;
-}
-
-/// Reads a wire enum from a string or an integer without allocating for known names.
-struct WireVisitor<T>(PhantomData<T>);
-
-impl<T: WireEnum> Visitor<'_> for WireVisitor<T> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(T::EXPECTING)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        Ok(T::from_name(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
-        Ok(T::from_code(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        Ok(i64::try_from(v).map_or_else(|_| T::from_name(&v.to_string()), T::from_code))
-    }
-}
-
-/// Any of the sender's time encodings as a UTC time; `null`, absent, `0` and `""` mean "never".
-///
-/// Accepts integer or float epoch seconds (a float keeps its microseconds), the same as a numeric
-/// string, and ISO 8601 strings (RFC 3339, or Rails' `2020-03-03 13:05:57 UTC`). One helper for
-/// every time field, so that a field switching encoding still decodes.
-fn flexible_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    d.deserialize_any(TimeVisitor)
-}
-
-/// The visitor behind `flexible_time`.
-struct TimeVisitor;
-
-impl<'de> Visitor<'de> for TimeVisitor {
-    type Value = Option<DateTime<Utc>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("epoch seconds (integer, float or numeric string), an ISO 8601 string, or null")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        epoch(v, 0).ok_or_else(|| E::invalid_value(Unexpected::Signed(v), &self))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        let time = i64::try_from(v).ok().and_then(|secs| epoch(secs, 0));
-        time.ok_or_else(|| E::invalid_value(Unexpected::Unsigned(v), &self))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        epoch_float(v).ok_or_else(|| E::invalid_value(Unexpected::Float(v), &self))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        parse_time(v).ok_or_else(|| E::invalid_value(Unexpected::Str(v), &self))
-    }
-}
-
-/// Epoch seconds and microseconds as a time: `Some(None)` for 0 ("never"), `None` when out of range.
-fn epoch(secs: i64, micros: u32) -> Option<Option<DateTime<Utc>>> {
-    if secs == 0 && micros == 0 {
-        return Some(None);
-    }
-    DateTime::from_timestamp(secs, micros * 1_000).map(Some)
-}
-
-/// Float epoch seconds, rounded to the microsecond (the sender writes six decimals; an `f64` near
-/// 2026 is exact to a quarter of a microsecond, so rounding recovers them).
-fn epoch_float(v: f64) -> Option<Option<DateTime<Utc>>> {
-    if !v.is_finite() {
-        return None;
-    }
-    let secs = v.floor();
-    let micros = ((v - secs) * 1e6).round() as u32;
-    if micros >= 1_000_000 {
-        return epoch((secs as i64).saturating_add(1), 0);
-    }
-    epoch(secs as i64, micros)
-}
-
-/// A time string: empty is "never", a number is epoch seconds, anything else ISO 8601.
-fn parse_time(s: &str) -> Option<Option<DateTime<Utc>>> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Some(None);
-    }
-    if let Ok(secs) = s.parse::<i64>() {
-        return epoch(secs, 0);
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return epoch_float(secs);
-    }
-    parse_iso(s).map(Some)
-}
-
-/// ISO 8601 as Chatwoot and Rails write it: RFC 3339, `2020-03-03 13:05:57 +0000`, or a date-time
-/// without offset (optionally followed by ` UTC`, Ruby's `Time#to_s`), read as UTC.
-fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(s) {
-        return Some(time.to_utc());
-    }
-    if let Ok(time) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %z") {
-        return Some(time.to_utc());
-    }
-    let naive = s.strip_suffix(" UTC").unwrap_or(s);
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(naive, format).ok())
-        .map(|time| time.and_utc())
-}
-
-/// A string where `""` stands for "none" (avatars, thumbnails, URLs).
-fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
-}
-
-/// A list or object where `null` stands for empty (absence is `#[serde(default)]`'s job).
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// `changed_attributes` on the wire: a list of one-key objects
@@ -1292,101 +1080,6 @@ fn named(name: Option<&str>) -> PersonalData {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    /// A `{"t": …}` object, for the helpers that only make sense on a field.
-    #[derive(Debug, Deserialize)]
-    struct Times {
-        #[serde(default, deserialize_with = "flexible_time")]
-        t: Option<DateTime<Utc>>,
-    }
-
-    fn time(json: &str) -> Option<DateTime<Utc>> {
-        serde_json::from_str::<Times>(json).map(|x| x.t).unwrap()
-    }
-
-    fn at(secs: i64, micros: u32) -> Option<DateTime<Utc>> {
-        Some(Utc.timestamp_opt(secs, micros * 1_000).unwrap())
-    }
-
-    #[test]
-    fn time_integer_epoch_seconds() {
-        assert_eq!(time(r#"{"t": 1768967324}"#), at(1_768_967_324, 0));
-    }
-
-    #[test]
-    fn time_zero_null_absent_and_empty_are_never() {
-        for json in [
-            r#"{"t": 0}"#,
-            r#"{"t": 0.0}"#,
-            r#"{"t": null}"#,
-            "{}",
-            r#"{"t": ""}"#,
-            r#"{"t": "0"}"#,
-        ] {
-            assert_eq!(time(json), None, "{json}");
-        }
-    }
-
-    #[test]
-    fn time_float_keeps_microseconds() {
-        assert_eq!(
-            time(r#"{"t": 1768967324.268219}"#),
-            at(1_768_967_324, 268_219)
-        );
-        assert_eq!(
-            time(r#"{"t": 1768968296.5483441}"#),
-            at(1_768_968_296, 548_344)
-        );
-        assert_eq!(time(r#"{"t": 1768968296.9999999}"#), at(1_768_968_297, 0));
-    }
-
-    #[test]
-    fn time_iso_strings() {
-        assert_eq!(
-            time(r#"{"t": "2026-01-21T03:26:49.012Z"}"#),
-            at(1_768_966_009, 12_000)
-        );
-        assert_eq!(
-            time(r#"{"t": "2026-01-21T11:26:49.012+08:00"}"#),
-            at(1_768_966_009, 12_000)
-        );
-        assert_eq!(
-            time(r#"{"t": "2026-01-21 03:26:49 UTC"}"#),
-            at(1_768_966_009, 0)
-        );
-        assert_eq!(
-            time(r#"{"t": "2026-01-21 03:26:49 +0000"}"#),
-            at(1_768_966_009, 0)
-        );
-        assert_eq!(
-            time(r#"{"t": "2026-01-21T03:26:49"}"#),
-            at(1_768_966_009, 0)
-        );
-    }
-
-    #[test]
-    fn time_numeric_strings() {
-        assert_eq!(time(r#"{"t": "1768967324"}"#), at(1_768_967_324, 0));
-        assert_eq!(
-            time(r#"{"t": "1768967324.268219"}"#),
-            at(1_768_967_324, 268_219)
-        );
-    }
-
-    #[test]
-    fn time_rejects_garbage_without_panicking() {
-        for json in [
-            r#"{"t": "soon"}"#,
-            r#"{"t": true}"#,
-            r#"{"t": {}}"#,
-            r#"{"t": 1e300}"#,
-            r#"{"t": "inf"}"#,
-            r#"{"t": 18446744073709551615}"#,
-        ] {
-            assert!(serde_json::from_str::<Times>(json).is_err(), "{json}");
-        }
-    }
 
     #[test]
     fn message_type_from_string_integer_and_unknown() {
@@ -1430,36 +1123,6 @@ mod tests {
         assert_eq!(parse("[1]"), FreeForm::Unexpected(serde_json::json!([1])));
         assert_eq!(parse(r#""x""#).as_object(), None);
         assert_eq!(serde_json::to_string(&parse("[]")).unwrap(), "{}");
-    }
-
-    #[test]
-    fn empty_string_is_none() {
-        #[derive(Deserialize)]
-        struct Url {
-            #[serde(default, deserialize_with = "non_empty")]
-            u: Option<String>,
-        }
-        let parse = |json: &str| serde_json::from_str::<Url>(json).unwrap().u;
-        assert_eq!(parse(r#"{"u": ""}"#), None);
-        assert_eq!(parse(r#"{"u": null}"#), None);
-        assert_eq!(parse("{}"), None);
-        assert_eq!(
-            parse(r#"{"u": "https://x/a.png"}"#).as_deref(),
-            Some("https://x/a.png")
-        );
-    }
-
-    #[test]
-    fn null_list_is_empty() {
-        #[derive(Deserialize)]
-        struct List {
-            #[serde(default, deserialize_with = "null_default")]
-            l: Vec<String>,
-        }
-        let parse = |json: &str| serde_json::from_str::<List>(json).unwrap().l;
-        assert!(parse(r#"{"l": null}"#).is_empty());
-        assert!(parse("{}").is_empty());
-        assert_eq!(parse(r#"{"l": ["vip"]}"#), ["vip"]);
     }
 
     #[test]

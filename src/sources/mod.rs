@@ -23,6 +23,9 @@ use crate::envelope::{Source, Sources};
 use crate::intake::{Admission, Intake};
 use crate::settings::{ConfigError, Env};
 
+/// Lenient deserializers for provider payloads, shared by every provider's event types.
+mod lenient;
+
 /// What a provider gives the rest of hookline, implemented by its configuration section's type.
 pub trait Provider: fmt::Debug + Send + Sync {
     /// The source its events carry.

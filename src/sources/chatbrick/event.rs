@@ -6,14 +6,16 @@
 //!
 //! The types are deliberately tolerant: unknown fields are ignored, identifiers are required (an
 //! event about a contact without its id cannot be routed), and every other field is an `Option`
-//! where both an absent key and `null` mean `None`. Empty-string URLs also mean `None`.
+//! where both an absent key and `null` mean `None`. Empty-string URLs also mean `None`. Each such
+//! quirk is read by a lenient deserializer that liveDesk's events share (`sources::lenient`).
 
 use chrono::{DateTime, Utc};
-use serde::de::{DeserializeOwned, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::envelope::{KeyIds, PersonalData};
+use crate::sources::lenient;
 
 /// Wire type of [`Event::ContactConnected`].
 const CONNECTED: &str = "contact.connection.connected";
@@ -216,7 +218,7 @@ pub struct ConnectionEvent {
     /// The customer whose binding this is.
     pub contact: Contact,
     /// The customer's LINE identities (usually exactly one); empty when absent.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub line_users: Vec<LineUser>,
     /// The store the customer is now bound to; `None` "in rare cases" when bound only to staff.
     #[serde(default)]
@@ -225,10 +227,10 @@ pub struct ConnectionEvent {
     #[serde(default)]
     pub connected_staff: Option<Account>,
     /// When it happened (`connectedAt` or `changedAt`, plus `initConnectedAt`).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub timestamps: Timestamps,
     /// The same instants as sent in epoch milliseconds.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub timestamps_ms: TimestampsMs,
 }
 
@@ -239,13 +241,13 @@ pub struct DisconnectionEvent {
     /// The customer who unbound.
     pub contact: Contact,
     /// The customer's LINE identities; empty when absent.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub line_users: Vec<LineUser>,
     /// When it happened (`disconnectedAt`, `initConnectedAt`).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub timestamps: Timestamps,
     /// The same instants as sent in epoch milliseconds.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub timestamps_ms: TimestampsMs,
 }
 
@@ -256,10 +258,10 @@ pub struct StoreEvent {
     /// The store in its new state.
     pub store: Store,
     /// When it happened (`createdAt`, `updatedAt` or `deactivatedAt`).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub timestamps: Timestamps,
     /// The same instants as sent in epoch milliseconds.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub timestamps_ms: TimestampsMs,
 }
 
@@ -270,10 +272,10 @@ pub struct AccountEvent {
     /// The staff account in its new state.
     pub account: Account,
     /// When it happened (`createdAt` or `deactivatedAt`).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub timestamps: Timestamps,
     /// The same instants as sent in epoch milliseconds.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(default, deserialize_with = "lenient::null_default")]
     pub timestamps_ms: TimestampsMs,
 }
 
@@ -287,7 +289,7 @@ pub struct Contact {
     #[serde(default)]
     pub name: Option<String>,
     /// Avatar URL; not meant to be hot-linked, download it if it must be shown.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub avatar: Option<String>,
 }
 
@@ -303,10 +305,10 @@ pub struct LineUser {
     /// LINE user id (`U` + 32 hex), what the LINE Messaging API addresses.
     pub line_uid: String,
     /// The LINE provider that `line_uid` belongs to: digits, sent as a string (a number is accepted).
-    #[serde(deserialize_with = "string_or_number")]
+    #[serde(deserialize_with = "lenient::string_or_number")]
     pub line_provider_id: String,
     /// LINE profile picture URL; may already be expired when received.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub profile_picture_url: Option<String>,
 }
 
@@ -320,7 +322,7 @@ pub struct Store {
     #[serde(default)]
     pub name: Option<String>,
     /// Logo URL; not meant to be hot-linked.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub logo: Option<String>,
     /// The brand-configured id that maps the store to the brand's own systems.
     #[serde(default)]
@@ -346,7 +348,7 @@ pub struct Account {
     #[serde(default)]
     pub employee_id: Option<String>,
     /// Avatar URL; not meant to be hot-linked.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub avatar: Option<String>,
 }
 
@@ -385,229 +387,31 @@ pub struct Timestamps {
 #[serde(default, rename_all = "camelCase")]
 pub struct TimestampsMs {
     /// See [`Timestamps::connected_at`].
-    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "lenient::epoch_ms", skip_serializing_if = "Option::is_none")]
     pub connected_at: Option<DateTime<Utc>>,
     /// See [`Timestamps::changed_at`].
-    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "lenient::epoch_ms", skip_serializing_if = "Option::is_none")]
     pub changed_at: Option<DateTime<Utc>>,
     /// See [`Timestamps::disconnected_at`].
-    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "lenient::epoch_ms", skip_serializing_if = "Option::is_none")]
     pub disconnected_at: Option<DateTime<Utc>>,
     /// See [`Timestamps::init_connected_at`].
-    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "lenient::epoch_ms", skip_serializing_if = "Option::is_none")]
     pub init_connected_at: Option<DateTime<Utc>>,
     /// See [`Timestamps::created_at`].
-    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "lenient::epoch_ms", skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
     /// See [`Timestamps::updated_at`].
-    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "lenient::epoch_ms", skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
     /// See [`Timestamps::deactivated_at`].
-    #[serde(with = "epoch_ms", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "lenient::epoch_ms", skip_serializing_if = "Option::is_none")]
     pub deactivated_at: Option<DateTime<Utc>>,
-}
-
-/// Reads `null` as the type's default, like an absent key (with `#[serde(default)]`).
-fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
-}
-
-/// Reads an optional URL where `""` means none.
-fn non_empty<'de, D: Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(de)?.filter(|s| !s.is_empty()))
-}
-
-/// Reads an id sent as a string but possibly as a JSON integer.
-fn string_or_number<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
-    /// Accepts strings and integers.
-    struct IdVisitor;
-
-    impl Visitor<'_> for IdVisitor {
-        type Value = String;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string or an integer")
-        }
-
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_owned())
-        }
-
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-    }
-
-    de.deserialize_any(IdVisitor)
-}
-
-/// Serde helper for an optional instant in epoch milliseconds, sent as an integer or a numeric
-/// string; `null` is `None`.
-mod epoch_ms {
-    use chrono::{DateTime, Utc};
-    use serde::de::{Error, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    /// Accepts integers, numeric strings and `null`.
-    struct MsVisitor;
-
-    impl Visitor<'_> for MsVisitor {
-        type Value = Option<DateTime<Utc>>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("epoch milliseconds as an integer or a numeric string")
-        }
-
-        fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_i64<E: Error>(self, ms: i64) -> Result<Self::Value, E> {
-            DateTime::from_timestamp_millis(ms)
-                .map(Some)
-                .ok_or_else(|| E::custom(format_args!("epoch milliseconds out of range: {ms}")))
-        }
-
-        fn visit_u64<E: Error>(self, ms: u64) -> Result<Self::Value, E> {
-            let ms = i64::try_from(ms)
-                .map_err(|_| E::custom(format_args!("epoch milliseconds out of range: {ms}")))?;
-            self.visit_i64(ms)
-        }
-
-        fn visit_str<E: Error>(self, s: &str) -> Result<Self::Value, E> {
-            let ms = s
-                .parse::<i64>()
-                .map_err(|_| E::custom(format_args!("expected epoch milliseconds, got {s:?}")))?;
-            self.visit_i64(ms)
-        }
-    }
-
-    /// Deserializes an optional epoch-milliseconds instant.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        de: D,
-    ) -> Result<Option<DateTime<Utc>>, D::Error> {
-        de.deserialize_any(MsVisitor)
-    }
-
-    /// Serializes back as an integer of epoch milliseconds (or `null`).
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, ser: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => ser.serialize_i64(t.timestamp_millis()),
-            None => ser.serialize_none(),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    /// A struct with one field of each helper, to test them in isolation.
-    #[derive(Debug, Deserialize, Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Probe {
-        #[serde(default, with = "epoch_ms")]
-        at: Option<DateTime<Utc>>,
-        #[serde(default, deserialize_with = "non_empty")]
-        url: Option<String>,
-        #[serde(default, deserialize_with = "string_or_number")]
-        line_provider_id: String,
-    }
-
-    fn probe(json: &str) -> Result<Probe, serde_json::Error> {
-        serde_json::from_str(json)
-    }
-
-    fn expected_ms() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 6, 18, 18, 18, 18).unwrap()
-    }
-
-    #[test]
-    fn epoch_ms_as_number() {
-        assert_eq!(
-            probe(r#"{"at": 1718734698000}"#).unwrap().at,
-            Some(expected_ms())
-        );
-    }
-
-    #[test]
-    fn epoch_ms_as_string() {
-        assert_eq!(
-            probe(r#"{"at": "1718734698000"}"#).unwrap().at,
-            Some(expected_ms())
-        );
-    }
-
-    #[test]
-    fn epoch_ms_keeps_milliseconds() {
-        let at = probe(r#"{"at": 1717870698888}"#).unwrap().at.unwrap();
-        assert_eq!(at.timestamp_millis(), 1717870698888);
-    }
-
-    #[test]
-    fn epoch_ms_null_and_absent_are_none() {
-        assert_eq!(probe(r#"{"at": null}"#).unwrap().at, None);
-        assert_eq!(probe("{}").unwrap().at, None);
-    }
-
-    #[test]
-    fn epoch_ms_invalid_string_is_error() {
-        let err = probe(r#"{"at": "yesterday"}"#).unwrap_err();
-        assert!(err.to_string().contains("epoch milliseconds"), "{err}");
-        assert!(probe(r#"{"at": "1718734698000.5"}"#).is_err());
-        assert!(probe(r#"{"at": true}"#).is_err());
-    }
-
-    #[test]
-    fn epoch_ms_out_of_range_is_error() {
-        assert!(probe(r#"{"at": 18446744073709551615}"#).is_err());
-        assert!(probe(r#"{"at": "9223372036854775807"}"#).is_err());
-    }
-
-    #[test]
-    fn epoch_ms_serializes_as_integer() {
-        let json = serde_json::to_value(probe(r#"{"at": "1718734698000"}"#).unwrap()).unwrap();
-        assert_eq!(json["at"], serde_json::json!(1718734698000_i64));
-    }
-
-    #[test]
-    fn empty_url_is_none() {
-        assert_eq!(probe(r#"{"url": ""}"#).unwrap().url, None);
-        assert_eq!(probe(r#"{"url": null}"#).unwrap().url, None);
-        assert_eq!(
-            probe(r#"{"url": "https://x/a.png"}"#)
-                .unwrap()
-                .url
-                .as_deref(),
-            Some("https://x/a.png")
-        );
-    }
-
-    #[test]
-    fn line_provider_id_as_number_or_string() {
-        let p = probe(r#"{"lineProviderId": 1660894172}"#).unwrap();
-        assert_eq!(p.line_provider_id, "1660894172");
-        assert_eq!(
-            serde_json::to_value(&p).unwrap()["lineProviderId"],
-            "1660894172"
-        );
-        let p = probe(r#"{"lineProviderId": "1660894172"}"#).unwrap();
-        assert_eq!(p.line_provider_id, "1660894172");
-        assert!(probe(r#"{"lineProviderId": 1.5}"#).is_err());
-    }
 
     #[test]
     fn null_object_reads_as_default() {

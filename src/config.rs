@@ -24,7 +24,7 @@ pub use crate::sources::livedesk::LivedeskConfig;
 pub use crate::sources::SourcesConfig;
 pub use crate::store::{StoreConfig, Synchronous};
 
-use crate::settings::{parse_networks, Env};
+use crate::settings::{masked, parse_networks, Env};
 
 /// Everything hookline can be told, as read from the file and the environment.
 ///
@@ -216,15 +216,6 @@ impl HandlerConfig {
             | HandlerConfig::Forward { concurrency, .. }
             | HandlerConfig::File { concurrency, .. } => (*concurrency).max(1),
         }
-    }
-}
-
-/// What a secret looks like in `Debug` output: whether it is set, never its value.
-fn masked(secret: &Option<String>) -> &'static str {
-    if secret.is_some() {
-        "<set>"
-    } else {
-        "<none>"
     }
 }
 

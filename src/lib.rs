@@ -4,10 +4,16 @@
 //! ([`chatbrick::Event`], [`livedesk::Event`]), committed to the inbox ([`store`]) before the 2xx
 //! goes back, and delivered to [`handlers::Handler`]s by [`dispatch`] with retries.
 //!
+//! Where a request becomes a stored event: each provider's folder under [`sources`] checks what
+//! needs no body and hands [`intake::Intake::receive`] a closure that authenticates and decodes
+//! the body (for ChatBrick, `sources/chatbrick/mod.rs`); intake admits the request, reads the
+//! body, calls the closure and commits the [`Envelope`] to the [`store`] before it answers.
+//! `docs/architecture.md` follows a request through every module.
+//!
 //! Decoding a body yourself:
 //!
 //! ```
-//! use hookline::chatbrick;
+//! use hookline::{chatbrick, ProviderEvent};
 //!
 //! let body = br#"{"type":"store.created","data":{"store":{"id":"s1","name":"Taipei 101"},
 //!     "timestamps":{"createdAt":"2024-06-18T18:18:18.000Z"},"timestampsMs":{"createdAt":"1718734698000"}}}"#;

@@ -108,6 +108,15 @@ impl<'a> Env<'a> {
     }
 }
 
+/// What a secret looks like in `Debug` output: whether it is set, never its value.
+pub fn masked(secret: &Option<String>) -> &'static str {
+    if secret.is_some() {
+        "<set>"
+    } else {
+        "<none>"
+    }
+}
+
 /// Splits a list given as one string, separated by spaces and/or commas.
 pub fn split_list(value: &str) -> Vec<String> {
     value

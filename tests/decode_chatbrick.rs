@@ -5,7 +5,7 @@ use hookline::chatbrick::event::{
     peek_type, Account, AccountEvent, ConnectionEvent, Contact, LineUser, Store, StoreEvent,
 };
 use hookline::chatbrick::Event;
-use hookline::envelope::{KeyIds, PersonalData};
+use hookline::envelope::{KeyIds, PersonalData, ProviderEvent};
 use serde_json::json;
 
 /// Reads one fixture from `fixtures/chatbrick/`.

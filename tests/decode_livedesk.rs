@@ -2,7 +2,7 @@
 //! PROVIDERS.md.
 
 use chrono::{DateTime, TimeZone, Utc};
-use hookline::envelope::{KeyIds, PersonalData};
+use hookline::envelope::{KeyIds, PersonalData, ProviderEvent};
 use hookline::livedesk::event::{
     peek_type, ChangedAttribute, Conversation, ConversationStatus, Message, MessageType, Priority,
     SenderType,

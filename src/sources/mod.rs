@@ -10,7 +10,7 @@
 //! - `verify.rs`: its authentication state and checks;
 //! - `event.rs`: its typed events.
 //!
-//! Adding a provider is adding its folder and one line to the [`providers!`] list below
+//! Adding a provider is adding its folder and one line to the `providers!` list below
 //! (docs/architecture.md, "Adding a provider").
 
 use std::fmt;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{Source, Sources};
+use crate::envelope::{Decoded, ProviderEvent, Source, Sources};
 use crate::intake::{Admission, Intake};
 use crate::settings::{ConfigError, Env};
 
@@ -56,6 +56,22 @@ pub trait Endpoints: Send {
 
     /// The provider's routes (paths relative to the public base path), serving through `intake`.
     fn routes(self: Box<Self>, intake: Arc<Intake>) -> axum::Router;
+}
+
+/// A provider's event type as read from the wire: what [`decode`] needs of it.
+pub trait Wire: ProviderEvent + Sized {
+    /// Why a body does not fit the type.
+    type Error: fmt::Display;
+    /// Decodes a body; unknown event types decode too (into an `Other` variant).
+    fn decode(body: &[u8]) -> Result<Self, Self::Error>;
+    /// The event type of a body that does not decode, when even that can be read.
+    fn peek_type(body: &[u8]) -> Option<String>;
+}
+
+/// Decodes a body into `E`, or records why it does not fit with the type it could still read:
+/// the decoder in every provider's [`crate::envelope::SourceSpec`].
+pub fn decode<E: Wire>(body: &[u8]) -> Decoded {
+    Decoded::from_result(E::decode(body), || E::peek_type(body))
 }
 
 /// The settings of the whole configuration that a provider's requests depend on.

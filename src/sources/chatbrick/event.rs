@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::envelope::{KeyIds, PersonalData};
+use crate::envelope::{KeyIds, PersonalData, ProviderEvent};
 use crate::sources::lenient;
 
 /// Wire type of [`Event::ContactConnected`].
@@ -123,9 +123,22 @@ impl Event {
             },
         })
     }
+}
 
+impl crate::sources::Wire for Event {
+    type Error = DecodeError;
+    fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        Event::decode(body)
+    }
+    fn peek_type(body: &[u8]) -> Option<String> {
+        peek_type(body)
+    }
+}
+
+/// What the provider-neutral parts of hookline read from any event.
+impl ProviderEvent for Event {
     /// The wire type string, e.g. `"store.created"`; for [`Event::Other`] its `event_type`.
-    pub fn event_type(&self) -> &str {
+    fn event_type(&self) -> &str {
         match self {
             Event::ContactConnected(_) => CONNECTED,
             Event::ContactConnectionChanged(_) => CHANGED,
@@ -143,7 +156,7 @@ impl Event {
     ///
     /// Connections give the contact, the connected store and the connected staff account; account
     /// events give the account and its primary store; [`Event::Other`] gives none.
-    pub fn key_ids(&self) -> KeyIds {
+    fn key_ids(&self) -> KeyIds {
         match self {
             Event::ContactConnected(e) | Event::ContactConnectionChanged(e) => KeyIds {
                 contact: Some(e.contact.id.clone()),
@@ -172,7 +185,7 @@ impl Event {
 
     /// The name this event is about: the contact's, a staff account's public `displayName` (never
     /// its internal `name`), or the store's. ChatBrick events carry no message text.
-    pub fn personal(&self) -> PersonalData {
+    fn personal(&self) -> PersonalData {
         let name = match self {
             Event::ContactConnected(e) | Event::ContactConnectionChanged(e) => &e.contact.name,
             Event::ContactDisconnected(e) => &e.contact.name,

@@ -1,8 +1,8 @@
 //! ChatBrick: LINE-based retail CRM whose webhooks Svix delivers, signed Standard-Webhooks style
 //! (see [`crate::signature`]).
 //!
-//! A request goes: [`receive`] checks what needs no body (endpoint known, client allowed), then
-//! [`Intake::receive`] admits it, reads the body and calls back [`Chatbrick::authenticate`]
+//! A request goes: `receive` checks what needs no body (endpoint known, client allowed), then
+//! [`Intake::receive`] admits it, reads the body and calls back `Chatbrick::authenticate`
 //! (signature, decoding), and commits the event.
 
 mod config;
@@ -17,7 +17,7 @@ use axum::response::Response;
 use axum::routing::post;
 use chrono::Utc;
 
-use crate::envelope::{Decoded, Envelope, ProviderEvent, Source, SourceSpec};
+use crate::envelope::{Envelope, Source, SourceSpec};
 use crate::intake::{Admission, ClientIp, Intake, Rejection};
 use crate::sources::Endpoints;
 
@@ -35,25 +35,8 @@ pub const SOURCE: Source = Source::new(&SPEC);
 static SPEC: SourceSpec = SourceSpec {
     name: "chatbrick",
     id_code: "cb",
-    decode,
+    decode: crate::sources::decode::<Event>,
 };
-
-/// Decodes an authenticated body; a body that does not fit keeps the `type` it could read.
-fn decode(body: &[u8]) -> Decoded {
-    Decoded::from_result(Event::decode(body), || event::peek_type(body))
-}
-
-impl ProviderEvent for Event {
-    fn event_type(&self) -> &str {
-        Event::event_type(self)
-    }
-    fn key_ids(&self) -> crate::envelope::KeyIds {
-        Event::key_ids(self)
-    }
-    fn personal(&self) -> crate::envelope::PersonalData {
-        Event::personal(self)
-    }
-}
 
 /// ChatBrick configured: the verifiers of its endpoints and how its requests are admitted.
 #[derive(Debug)]
@@ -153,7 +136,7 @@ impl Chatbrick {
         body: Bytes,
     ) -> Result<Envelope, Rejection> {
         let verified = verifier.verify(headers, &body, Utc::now().timestamp())?;
-        let decoded = decode(&body);
+        let decoded = SOURCE.decode(&body);
         Ok(Envelope::new(
             SOURCE,
             endpoint,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::verify::{ChatwootVerifier, UrlToken};
 use super::{Livedesk, SOURCE};
 use crate::envelope::Source;
-use crate::settings::{ConfigError, Env};
+use crate::settings::{masked, ConfigError, Env};
 use crate::sources::{Endpoints, Provider, Shared};
 
 /// The liveDesk API-channel webhook; off when no token is configured.
@@ -34,15 +34,6 @@ impl Default for LivedeskConfig {
             secret: None,
             overload_wait: Duration::from_secs(2),
         }
-    }
-}
-
-/// What a secret looks like in `Debug` output: whether it is set, never its value.
-fn masked(secret: &Option<String>) -> &'static str {
-    if secret.is_some() {
-        "<set>"
-    } else {
-        "<none>"
     }
 }
 

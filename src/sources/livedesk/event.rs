@@ -40,7 +40,7 @@ mod wire;
 
 use serde_json::Value;
 
-use crate::envelope::{KeyIds, PersonalData};
+use crate::envelope::{KeyIds, PersonalData, ProviderEvent};
 
 pub use account::{Contact, Inbox, WebwidgetTriggered};
 pub use conversation::{
@@ -130,9 +130,22 @@ impl Event {
             },
         })
     }
+}
 
+impl crate::sources::Wire for Event {
+    type Error = DecodeError;
+    fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        Event::decode(body)
+    }
+    fn peek_type(body: &[u8]) -> Option<String> {
+        peek_type(body)
+    }
+}
+
+/// What the provider-neutral parts of hookline read from any event.
+impl ProviderEvent for Event {
     /// The event's wire name, e.g. `message_created`: what routes match on.
-    pub fn event_type(&self) -> &str {
+    fn event_type(&self) -> &str {
         match self {
             Self::ConversationCreated(_) => "conversation_created",
             Self::ConversationUpdated(_) => "conversation_updated",
@@ -151,7 +164,7 @@ impl Event {
     }
 
     /// The ids this event is about (account, conversation, message, contact), as strings.
-    pub fn key_ids(&self) -> KeyIds {
+    fn key_ids(&self) -> KeyIds {
         match self {
             Self::ConversationCreated(c) | Self::ConversationStatusChanged(c) => c.key_ids(),
             Self::ConversationUpdated(u) => u.conversation.key_ids(),
@@ -166,7 +179,7 @@ impl Event {
     }
 
     /// The personal data the event carries: the sender's or contact's name, a message's text.
-    pub fn personal(&self) -> PersonalData {
+    fn personal(&self) -> PersonalData {
         match self {
             Self::ConversationCreated(c) | Self::ConversationStatusChanged(c) => {
                 named(c.contact_name())

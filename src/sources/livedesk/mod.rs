@@ -1,7 +1,7 @@
 //! liveDesk: EngageLab's helpdesk built on Chatwoot. Authenticated by a secret token in the URL,
 //! and by the Chatwoot signature when a signing secret is configured.
 //!
-//! A request goes: [`receive`] checks what needs no body (liveDesk on, client allowed, URL
+//! A request goes: `receive` checks what needs no body (liveDesk on, client allowed, URL
 //! token), then [`Intake::receive`] admits it, reads the body and calls back
 //! [`Livedesk::authenticate`] (signature, decoding), and commits the event.
 
@@ -18,9 +18,7 @@ use axum::response::Response;
 use axum::routing::post;
 use chrono::Utc;
 
-use crate::envelope::{
-    body_hash_id, Decoded, Envelope, KeyIds, PersonalData, ProviderEvent, Source, SourceSpec,
-};
+use crate::envelope::{body_hash_id, Envelope, Source, SourceSpec};
 use crate::intake::{Admission, ClientIp, Intake, Rejection};
 use crate::signature::VerifyError;
 use crate::sources::Endpoints;
@@ -42,25 +40,8 @@ pub const SOURCE: Source = Source::new(&SPEC);
 static SPEC: SourceSpec = SourceSpec {
     name: "livedesk",
     id_code: "ld",
-    decode,
+    decode: crate::sources::decode::<Event>,
 };
-
-/// Decodes an authenticated body; a body that does not fit keeps the `event` it could read.
-fn decode(body: &[u8]) -> Decoded {
-    Decoded::from_result(Event::decode(body), || event::peek_type(body))
-}
-
-impl ProviderEvent for Event {
-    fn event_type(&self) -> &str {
-        Event::event_type(self)
-    }
-    fn key_ids(&self) -> KeyIds {
-        Event::key_ids(self)
-    }
-    fn personal(&self) -> PersonalData {
-        Event::personal(self)
-    }
-}
 
 /// liveDesk configured: its URL token, the Chatwoot signature check when a secret is set, and
 /// how its requests are admitted. Without a token liveDesk is off.
@@ -159,7 +140,7 @@ impl Livedesk {
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map_or_else(|| body_hash_id(&body), str::to_owned);
-        let decoded = decode(&body);
+        let decoded = SOURCE.decode(&body);
         Ok(Envelope::new(
             SOURCE,
             ENDPOINT,

@@ -12,7 +12,7 @@ use hookline::{chatbrick, livedesk, send};
 use serde_json::Value;
 
 /// mimalloc: measurably less time in allocation and free than the system allocator on the
-/// request path (README, "Performance").
+/// request path (docs/performance-log.md, "The request path").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

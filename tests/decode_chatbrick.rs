@@ -1,4 +1,4 @@
-//! Decoding of ChatBrick bodies: every example fixture, and one test per quirk in PROVIDERS.md.
+//! Decoding of ChatBrick bodies: every example fixture, and one test per quirk in docs/providers.md.
 
 use chrono::{DateTime, TimeZone, Utc};
 use hookline::chatbrick::event::{

@@ -1,5 +1,5 @@
 //! Decoding liveDesk bodies: every fixture, and one small payload per quirk listed in
-//! PROVIDERS.md.
+//! docs/providers.md.
 
 use chrono::{DateTime, TimeZone, Utc};
 use hookline::envelope::{KeyIds, PersonalData, ProviderEvent};
@@ -324,7 +324,7 @@ fn event_key_may_come_first_or_last() {
     assert_eq!(Event::decode(last).unwrap(), Event::decode(first).unwrap());
 }
 
-// ---- one test per quirk in PROVIDERS.md ----
+// ---- one test per quirk in docs/providers.md, "Types to tolerate" ----
 
 #[test]
 fn quirk_ids_beyond_32_bits() {

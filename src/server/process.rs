@@ -1,6 +1,6 @@
 //! What a process that serves hookline sets up before it starts the server: the async runtime
 //! and the log subscriber. The `hookline` binary uses both, and so does the benchmark's server
-//! that stores nothing, so that the two measure the same request path (README, "Performance").
+//! that stores nothing, so that the two measure the same request path (docs/performance.md, "What one run measures").
 
 use std::io::IsTerminal;
 
@@ -16,7 +16,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         // busy connections those waited while the run queue's went round again and again:
         // 503s took up to 0.74 s (p99), and half as many requests got in. Every other poll
         // serves them in turn; checking the global queue at every poll instead would starve
-        // the run queue for as long as the overflow lasts (README, "Performance").
+        // the run queue for as long as the overflow lasts (docs/performance-log.md, "Overload: fair turns for connections").
         .global_queue_interval(2)
         .build()
 }

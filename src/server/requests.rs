@@ -5,7 +5,7 @@
 //!
 //! One hand-written layer instead of a stack of generic ones (request id, propagation, trace,
 //! client address): the stack cost about 5 µs per request, a quarter of hookline's request
-//! path on one core (README, "Performance").
+//! path on one core (docs/performance-log.md, "The request path").
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -19,7 +19,7 @@ use hookline::config::Config;
 use hookline::server::{Server, ServerBuilder};
 use hookline::signature::{Key, Signer};
 
-/// The demo ChatBrick secret (PROVIDERS.md test vector; never for production).
+/// The demo ChatBrick secret (docs/providers.md, "Test vectors"; never for production).
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// A second ChatBrick secret, for rotation tests.
 pub const SECRET_2: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

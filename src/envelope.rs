@@ -1,7 +1,7 @@
 //! The provider-neutral event record that travels from intake through the inbox to the handlers.
 //!
 //! Nothing here knows a provider. A provider (a folder under `sources/`) describes itself with a
-//! [`SourceSpec`], decodes the bodies it authenticated into its own event types, and hands them
+//! `SourceSpec`, decodes the bodies it authenticated into its own event types, and hands them
 //! over as a [`Decoded`]: a [`ProviderEvent`] trait object, or why the body did not fit.
 
 use std::any::Any;
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 ///
 /// Each provider declares one as a `static` and refers to it through [`Source`].
 #[derive(Debug)]
-pub struct SourceSpec {
+pub(crate) struct SourceSpec {
     /// The lowercase name used in URLs, the store, routes and metrics (`chatbrick`).
     pub name: &'static str,
     /// The short code in hookline's event ids (`evt_cb_…`), see [`event_id`].
@@ -27,7 +27,8 @@ pub struct SourceSpec {
     pub decode: fn(&[u8]) -> Decoded,
 }
 
-/// Which provider sent an event: a cheap, copyable handle to its [`SourceSpec`].
+/// Which provider sent an event: a cheap, copyable handle to its `SourceSpec` (name, id
+/// code, decoder).
 ///
 /// Two sources are equal when their names are.
 #[derive(Clone, Copy)]
@@ -35,7 +36,7 @@ pub struct Source(&'static SourceSpec);
 
 impl Source {
     /// The source a provider's spec describes.
-    pub const fn new(spec: &'static SourceSpec) -> Source {
+    pub(crate) const fn new(spec: &'static SourceSpec) -> Source {
         Source(spec)
     }
 
@@ -88,7 +89,7 @@ pub struct Sources(Vec<Source>);
 
 impl Sources {
     /// A set of sources.
-    pub fn new(sources: Vec<Source>) -> Sources {
+    pub(crate) fn new(sources: Vec<Source>) -> Sources {
         Sources(sources)
     }
 

@@ -64,11 +64,6 @@ impl Admission {
         }
     }
 
-    /// The source of the requests.
-    pub fn source(&self) -> Source {
-        self.source
-    }
-
     /// Refuses clients outside the allow-list (when there is one).
     pub fn check_client(&self, client: Option<IpAddr>) -> Result<(), Rejection> {
         let allowed = self.allowed.is_empty()
@@ -339,7 +334,6 @@ impl Intake {
                     reservation,
                     Delivery {
                         delivery_id,
-                        route: delivery.route,
                         attempt: 1,
                         since,
                         envelope: envelope.clone(),

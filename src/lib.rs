@@ -2,10 +2,10 @@
 //!
 //! Requests are authenticated on their raw bytes, decoded into typed events
 //! ([`chatbrick::Event`], [`livedesk::Event`]), committed to the inbox ([`store`]) before the 2xx
-//! goes back, and delivered to [`handlers::Handler`]s by [`dispatch`] with retries.
+//! goes back, and delivered to [`handlers::Handler`]s by dispatch with retries.
 //!
 //! Where a request becomes a stored event: each provider's folder under [`sources`] checks what
-//! needs no body and hands [`intake::Intake::receive`] a closure that authenticates and decodes
+//! needs no body and hands `Intake::receive` (in `src/intake.rs`) a closure that authenticates and decodes
 //! the body (for ChatBrick, `sources/chatbrick/mod.rs`); intake admits the request, reads the
 //! body, calls the closure and commits the [`Envelope`] to the [`store`] before it answers.
 //! `docs/architecture.md` follows a request through every module.
@@ -26,17 +26,19 @@
 //! assert!(matches!(new, chatbrick::Event::Other { .. }));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod admin_client;
 pub mod config;
-pub mod dispatch;
+pub(crate) mod dispatch;
 pub mod envelope;
 pub mod handlers;
-pub mod intake;
+pub(crate) mod intake;
 pub mod metrics;
 mod rejection_log;
 pub mod send;
 pub mod server;
-pub mod settings;
+pub(crate) mod settings;
 pub mod shutdown;
 pub mod signature;
 pub mod sources;

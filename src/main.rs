@@ -199,12 +199,12 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 fn warn_disabled_sources(config: &Config) {
-    let Ok(providers) = config.sources.build(config.tolerance, &config.allowed_ips) else {
+    let Ok(reports) = config.sources.report(config.tolerance, &config.allowed_ips) else {
         return; // Starting fails with the reason.
     };
-    for (provider, built) in config.sources.each().iter().zip(&providers) {
-        if let Some(reason) = built.off() {
-            tracing::warn!("{} is off: {reason}", provider.source());
+    for report in reports {
+        if let Some(reason) = report.off {
+            tracing::warn!("{} is off: {reason}", report.source);
         }
     }
 }
@@ -258,8 +258,8 @@ fn check_config(config: &Config) -> ExitCode {
             humantime::format_duration(config.store.retention)
         ),
     ];
-    match config.sources.build(config.tolerance, &config.allowed_ips) {
-        Ok(providers) => lines.extend(providers.iter().flat_map(|p| p.describe())),
+    match config.sources.report(config.tolerance, &config.allowed_ips) {
+        Ok(reports) => lines.extend(reports.into_iter().flat_map(|r| r.lines)),
         Err(e) => problems.push(e.to_string()),
     }
     for (name, handler) in &config.handlers {

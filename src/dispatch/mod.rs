@@ -80,8 +80,6 @@ impl std::fmt::Debug for Reservation {
 pub struct Delivery {
     /// Delivery id.
     pub delivery_id: i64,
-    /// Route that created it.
-    pub route: String,
     /// Attempt number this run is (1 for the first since creation or replay).
     pub attempt: u32,
     /// When the delivery was created or last replayed: the start of its retry budget.
@@ -259,7 +257,6 @@ impl Dispatcher {
         );
         Delivery {
             delivery_id: claimed.delivery_id,
-            route: claimed.route,
             attempt: claimed.attempt,
             since: claimed.since,
             envelope: Arc::new(envelope),

@@ -128,11 +128,6 @@ impl Router {
         }
     }
 
-    /// The routes.
-    pub fn routes(&self) -> &[Route] {
-        &self.routes
-    }
-
     /// One delivery per route that matches the event. The body is parsed only when a route
     /// with conditions gets that far.
     pub fn deliveries(&self, envelope: &Envelope) -> Vec<NewDelivery> {

@@ -4,12 +4,12 @@
 //! Library users start here: [`ServerBuilder`] takes a [`Config`] and, optionally, their own
 //! [`Handler`]s and routes.
 
-pub mod admin;
-pub mod client_ip;
-pub mod http;
+pub(crate) mod admin;
+pub(crate) mod client_ip;
+pub(crate) mod http;
 mod panics;
 pub mod process;
-pub mod requests;
+pub(crate) mod requests;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -368,7 +368,7 @@ fn public_router(
 
 /// Request ids, client address resolution, and one access-log line per request (paths that
 /// carry a secret masked); inside them, a panic becomes a logged 500 (see [`panics`]).
-pub fn with_request_layers(
+pub(crate) fn with_request_layers(
     router: Router,
     trusted: Arc<TrustedProxies>,
     secret_paths: Arc<[&'static str]>,

@@ -1,12 +1,12 @@
 //! The webhook providers. Each folder owns everything about one provider: its configuration
 //! section (parsing, environment variables, validation), its authentication, its typed events
-//! and its HTTP routes. The rest of hookline sees a provider only through the [`Provider`] trait
+//! and its HTTP routes. The rest of hookline sees a provider only through the `Provider` trait
 //! and the [`Source`] its events carry; nothing below this module imports from it.
 //!
 //! Every provider folder has the same files:
 //! - `mod.rs`: the [`Source`], the decoder, and the request handlers that hand authenticated,
-//!   decoded events to [`Intake`];
-//! - `config.rs`: its configuration section, which implements [`Provider`];
+//!   decoded events to `Intake`;
+//! - `config.rs`: its configuration section, which implements `Provider`;
 //! - `verify.rs`: its authentication state and checks;
 //! - `event.rs`: its typed events.
 //!
@@ -27,7 +27,7 @@ use crate::settings::{ConfigError, Env};
 mod lenient;
 
 /// What a provider gives the rest of hookline, implemented by its configuration section's type.
-pub trait Provider: fmt::Debug + Send + Sync {
+pub(crate) trait Provider: fmt::Debug + Send + Sync {
     /// The source its events carry.
     fn source(&self) -> Source;
 
@@ -46,7 +46,7 @@ pub trait Provider: fmt::Debug + Send + Sync {
 
 /// A provider configured and ready to serve: what [`Provider::build`] returns. A provider that
 /// is off (no secret or token configured) still serves its routes, answering 404.
-pub trait Endpoints: Send {
+pub(crate) trait Endpoints: Send {
     /// Why the provider is off, with the setting that turns it on; `None` when it is on.
     fn off(&self) -> Option<String>;
 
@@ -59,7 +59,7 @@ pub trait Endpoints: Send {
 }
 
 /// A provider's event type as read from the wire: what [`decode`] needs of it.
-pub trait Wire: ProviderEvent + Sized {
+pub(crate) trait Wire: ProviderEvent + Sized {
     /// Why a body does not fit the type.
     type Error: fmt::Display;
     /// Decodes a body; unknown event types decode too (into an `Other` variant).
@@ -70,13 +70,13 @@ pub trait Wire: ProviderEvent + Sized {
 
 /// Decodes a body into `E`, or records why it does not fit with the type it could still read:
 /// the decoder in every provider's [`crate::envelope::SourceSpec`].
-pub fn decode<E: Wire>(body: &[u8]) -> Decoded {
+pub(crate) fn decode<E: Wire>(body: &[u8]) -> Decoded {
     Decoded::from_result(E::decode(body), || E::peek_type(body))
 }
 
 /// The settings of the whole configuration that a provider's requests depend on.
 #[derive(Debug, Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// How far a signed timestamp may be from now, past or future.
     pub tolerance: Duration,
     /// Client networks this provider may send from (any when empty).
@@ -86,7 +86,7 @@ pub struct Shared {
 impl Shared {
     /// How intake admits this provider's requests: its allow-list, and how long one may wait for
     /// a request slot when all are busy (zero: refused at once).
-    pub fn admission(&self, source: Source, overload_wait: Duration) -> Admission {
+    pub(crate) fn admission(&self, source: Source, overload_wait: Duration) -> Admission {
         Admission::new(source, self.allowed.clone(), overload_wait)
     }
 }
@@ -112,12 +112,12 @@ macro_rules! providers {
 
         impl SourcesConfig {
             /// Each provider's section, in the listed order.
-            pub fn each(&self) -> Vec<&dyn Provider> {
+            pub(crate) fn each(&self) -> Vec<&dyn Provider> {
                 vec![$( &self.$module ),*]
             }
 
             /// Each provider's section, to change.
-            pub fn each_mut(&mut self) -> Vec<&mut dyn Provider> {
+            pub(crate) fn each_mut(&mut self) -> Vec<&mut dyn Provider> {
                 vec![$( &mut self.$module ),*]
             }
         }
@@ -155,14 +155,45 @@ mod section {
     }
 }
 
+/// What one provider would serve, for `check-config` and the start-up log.
+#[derive(Debug, Clone)]
+pub struct SourceReport {
+    /// The source.
+    pub source: Source,
+    /// Why it is off, with the setting that turns it on; `None` when it is on.
+    pub off: Option<String>,
+    /// What it serves, one line per endpoint, secrets masked.
+    pub lines: Vec<String>,
+}
+
 impl SourcesConfig {
+    /// Builds every provider exactly as `serve` does and reports what each would serve, or the
+    /// first reason one cannot run.
+    pub fn report(
+        &self,
+        tolerance: Duration,
+        allowed_ips: &std::collections::BTreeMap<String, Vec<ipnet::IpNet>>,
+    ) -> Result<Vec<SourceReport>, ConfigError> {
+        let built = self.build(tolerance, allowed_ips)?;
+        Ok(self
+            .each()
+            .iter()
+            .zip(built)
+            .map(|(provider, endpoints)| SourceReport {
+                source: provider.source(),
+                off: endpoints.off(),
+                lines: endpoints.describe(),
+            })
+            .collect())
+    }
+
     /// The path prefixes after which a provider's URL carries a secret, masked in logs.
-    pub fn secret_paths(&self) -> Vec<&'static str> {
+    pub(crate) fn secret_paths(&self) -> Vec<&'static str> {
         self.each().iter().filter_map(|p| p.secret_path()).collect()
     }
 
     /// Checks and builds every provider, with the allow-lists of `[allowed_ips]`.
-    pub fn build(
+    pub(crate) fn build(
         &self,
         tolerance: Duration,
         allowed_ips: &std::collections::BTreeMap<String, Vec<ipnet::IpNet>>,

@@ -2,7 +2,7 @@
 //! (see [`crate::signature`]).
 //!
 //! A request goes: `receive` checks what needs no body (endpoint known, client allowed), then
-//! [`Intake::receive`] admits it, reads the body and calls back `Chatbrick::authenticate`
+//! `Intake::receive` admits it, reads the body and calls back `Chatbrick::authenticate`
 //! (signature, decoding), and commits the event.
 
 mod config;
@@ -23,7 +23,7 @@ use crate::sources::Endpoints;
 
 pub use config::{ChatbrickConfig, ChatbrickEndpoint};
 pub use event::Event;
-pub use verify::Verifiers;
+use verify::Verifiers;
 
 /// Endpoint name of `/webhooks/chatbrick` itself.
 pub const DEFAULT_ENDPOINT: &str = "default";
@@ -40,7 +40,7 @@ static SPEC: SourceSpec = SourceSpec {
 
 /// ChatBrick configured: the verifiers of its endpoints and how its requests are admitted.
 #[derive(Debug)]
-pub struct Chatbrick {
+pub(crate) struct Chatbrick {
     /// One verifier per endpoint that has secrets; none means ChatBrick is off.
     verifiers: Verifiers,
     /// Allow-list and overload policy (ChatBrick retries, so it never waits for a slot).

@@ -10,7 +10,7 @@ use crate::signature::{Key, Verifier};
 /// The verifiers of ChatBrick's endpoints, by endpoint name (`default` for
 /// `/webhooks/chatbrick`). Empty when ChatBrick is off.
 #[derive(Debug, Default)]
-pub struct Verifiers {
+pub(crate) struct Verifiers {
     /// Verifier per endpoint name.
     by_endpoint: HashMap<String, Verifier>,
     /// Each endpoint with its masked keys, in configuration order, for `describe`.

@@ -2,8 +2,8 @@
 //! and by the Chatwoot signature when a signing secret is configured.
 //!
 //! A request goes: `receive` checks what needs no body (liveDesk on, client allowed, URL
-//! token), then [`Intake::receive`] admits it, reads the body and calls back
-//! [`Livedesk::authenticate`] (signature, decoding), and commits the event.
+//! token), then `Intake::receive` admits it, reads the body and calls back
+//! `Livedesk::authenticate` (signature, decoding), and commits the event.
 
 mod config;
 pub mod event;
@@ -46,7 +46,7 @@ static SPEC: SourceSpec = SourceSpec {
 /// liveDesk configured: its URL token, the Chatwoot signature check when a secret is set, and
 /// how its requests are admitted. Without a token liveDesk is off.
 #[derive(Debug)]
-pub struct Livedesk {
+pub(crate) struct Livedesk {
     /// The `<token>` of `/webhooks/livedesk/<token>`; `None` = off.
     token: Option<UrlToken>,
     /// Checks `X-Chatwoot-Signature` when set.

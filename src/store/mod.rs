@@ -4,9 +4,7 @@
 //! [`Store`] is the interface the rest of hookline uses; [`sqlite::SqliteStore`] is the embedded
 //! default.
 
-mod batch_thread;
 pub mod sqlite;
-mod wal_sync;
 
 use std::time::Duration;
 

@@ -18,7 +18,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::wal_sync::{Completion, WalSync};
+mod batch_thread;
+mod wal_sync;
+
+use self::wal_sync::{Completion, WalSync};
 use super::Synchronous;
 use super::{
     AttemptInfo, AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, DeliveryStart, EventDetail,
@@ -232,7 +235,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("hookline-store".into())
             .spawn(move || {
-                super::batch_thread::run_as_batch();
+                batch_thread::run_as_batch();
                 writer_loop(writer, queue, syncer)
             })
             .map_err(thread_error)?;

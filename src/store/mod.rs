@@ -2,8 +2,13 @@
 //! their attempts and their retry state live, so that a restart resumes where it stopped.
 //!
 //! [`Store`] is the interface the rest of hookline uses; [`sqlite::SqliteStore`] is the embedded
-//! default.
+//! default. Nothing here names a database: an implementation keeps its own errors, settings and
+//! SQL in its folder, and keeps the rules that `conformance` checks (compiled for tests, and
+//! for other crates with the cargo feature `conformance`).
 
+#[cfg(any(test, feature = "conformance"))]
+#[doc(hidden)]
+pub mod conformance;
 pub mod sqlite;
 
 use std::time::Duration;

@@ -1,10 +1,11 @@
 //! The embedded store: SQLite in WAL mode with group commit.
 //!
-//! One writer thread owns the write connection and commits every write in batches
-//! ([`writer`]); with `synchronous = full` intake is answered after hookline's own fsync of the
-//! WAL (see `wal_sync`). Reads for the inspector go through a separate connection, which WAL
-//! lets run beside the writer ([`reader`]). The [`Store`] methods below only say which of the
-//! two runs what; the SQL lives in the modules named after what it does.
+//! One writer thread owns the write connection and commits every write in batches (`writer`);
+//! with `synchronous = full` intake is answered after hookline's own fsync of the WAL
+//! (`wal_sync`). Reads for the inspector go through a separate connection, which WAL lets run
+//! beside the writer (`reader`). The [`Store`] methods below only say which of the two runs
+//! what; the SQL lives in the modules named after what it does (`insert`, `queue`, `attempts`,
+//! `replay`, `prune`, `reads`), on top of `schema`, `filters` and `rows`.
 
 mod attempts;
 mod batch_thread;

@@ -2,11 +2,14 @@
 //! their attempts and their retry state live, so that a restart resumes where it stopped.
 //!
 //! [`Store`] is the interface the rest of hookline uses; [`sqlite::SqliteStore`] is the embedded
-//! default.
+//! default. Nothing here names a database: an implementation keeps its own errors, settings and
+//! SQL in its folder, and keeps the rules that `conformance` checks (compiled for tests, and
+//! for other crates with the cargo feature `conformance`).
 
-mod batch_thread;
+#[cfg(any(test, feature = "conformance"))]
+#[doc(hidden)]
+pub mod conformance;
 pub mod sqlite;
-mod wal_sync;
 
 use std::time::Duration;
 
@@ -17,12 +20,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::Envelope;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, Synchronous};
 
 /// Why the store could not do what was asked. Intake answers any of these with 503.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database refused a write or read (disk full, I/O error, read-only, corrupt …).
+    /// The store could not read or write (disk full, I/O error, read-only, corrupt …); the
+    /// message says what it was doing and why it failed, in the words of the implementation.
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// The store's worker thread is gone (shutting down).
@@ -36,27 +40,11 @@ pub enum StoreError {
     Conflict(String),
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
-/// SQLite durability trade-off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    /// fsync on every commit: an acknowledged event survives power loss.
-    Full,
-    /// fsync at checkpoints only: survives a crash of hookline, not of the machine.
-    Normal,
-}
-
 /// The inbox.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// SQLite `synchronous` setting.
+    /// SQLite `synchronous` setting (see [`Synchronous`]).
     pub synchronous: Synchronous,
     /// How long event ids are remembered to drop the provider's duplicates.
     #[serde(with = "humantime_serde")]

@@ -4,8 +4,8 @@
 //! wake-up preempts the request thread on a busy core, so the writer commits whatever little has
 //! arrived. As a `SCHED_BATCH` thread it waits until the request threads yield: a commit then
 //! takes every request that was ready. On one core that cut the commits per event by a third and
-//! lowered the p99 (README, "Performance"). It still gets its fair share of the CPU, so it cannot
-//! starve; on an idle core nothing changes.
+//! lowered the p99 (docs/performance-log.md, "The store writer thread, three rounds ago"). It
+//! still gets its fair share of the CPU, so it cannot starve; on an idle core nothing changes.
 //!
 //! The fsync threads keep the default policy: as batch threads they gave slightly bigger fsyncs
 //! under normal load, but under overload, with the request thread busy refusing, acknowledgements

@@ -1,0 +1,248 @@
+//! The embedded store: SQLite in WAL mode with group commit.
+//!
+//! One writer thread owns the write connection and commits every write in batches (`writer`);
+//! with `synchronous = full` intake is answered after hookline's own fsync of the WAL
+//! (`wal_sync`). Reads for the inspector go through a separate connection, which WAL lets run
+//! beside the writer (`reader`). The [`Store`] methods below only say which of the two runs
+//! what; the SQL lives in the modules named after what it does (`insert`, `queue`, `attempts`,
+//! `replay`, `prune`, `reads`), on top of `schema`, `filters` and `rows`.
+
+mod attempts;
+mod batch_thread;
+mod error;
+mod filters;
+mod insert;
+mod millis;
+mod prune;
+mod queue;
+mod reader;
+mod reads;
+mod replay;
+mod rows;
+mod schema;
+mod wal_sync;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+use self::error::Failure;
+use self::insert::EventRow;
+use self::millis::now_ms;
+use self::reader::Reader;
+use self::writer::Writer;
+use super::{
+    AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary,
+    InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
+};
+use crate::envelope::Envelope;
+
+/// WAL pages (4 KiB) after which a commit checkpoints: about 256 MiB of WAL on disk (more only
+/// while a long inspector read keeps a checkpoint from completing).
+const WAL_CHECKPOINT_PAGES: u32 = 65536;
+
+/// SQLite durability trade-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged event survives power loss.
+    Full,
+    /// fsync at checkpoints only: survives a crash of hookline, not of the machine.
+    Normal,
+}
+
+/// The SQLite inbox. Cheap to clone: clones share the writer thread and the read connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    /// Every write goes through the writer thread.
+    writer: Writer,
+    /// Connection for inspector reads, beside the writer thanks to WAL.
+    reader: Reader,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `hookline.db` in `dir` and starts the writer thread.
+    pub fn open(dir: &Path, synchronous: Synchronous, max_size: u64) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let path = Self::db_path(dir);
+        let (writer, reader) = open_connections(&path, max_size)
+            .map_err(|e| e.into_store_error(&format!("open {}", path.display())))?;
+        let fsync_wal_of = match synchronous {
+            Synchronous::Full => Some(path.as_path()),
+            Synchronous::Normal => None,
+        };
+        let writer = Writer::start(writer, fsync_wal_of)
+            .map_err(|e| StoreError::Unavailable(format!("cannot start store threads: {e}")))?;
+        Ok(SqliteStore {
+            writer,
+            reader: Reader::new(reader),
+        })
+    }
+
+    /// The database file inside a data directory.
+    pub fn db_path(dir: &Path) -> PathBuf {
+        dir.join("hookline.db")
+    }
+}
+
+/// Opens the writer's connection, brings the schema up to date and bounds the file's size
+/// (`max_size` bytes, 0 = no bound), then opens the reader's connection.
+fn open_connections(path: &Path, max_size: u64) -> Result<(Connection, Connection), Failure> {
+    let writer = open_connection(path)?;
+    schema::apply(&writer)?;
+    if max_size > 0 {
+        let page_size: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = (max_size as i64 / page_size).max(1);
+        writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+    }
+    let reader = open_connection(path)?;
+    Ok((writer, reader))
+}
+
+/// Opens a connection in WAL mode. Commits do not fsync by themselves (`NORMAL`): with
+/// `synchronous = full` hookline fsyncs the WAL itself before acknowledging (see `wal_sync`).
+///
+/// A checkpoint runs inside the commit that crosses [`WAL_CHECKPOINT_PAGES`] and stalls that
+/// batch, so they are spaced far apart: with 64 connections only the requests in flight at a
+/// stall wait, and fewer stalls keep them out of the p99 (docs/performance.md).
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096;
+         PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};"
+    ))?;
+    Ok(conn)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert(
+        &self,
+        envelope: &Envelope,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<InsertOutcome, StoreError> {
+        let row = EventRow::from(envelope);
+        self.writer
+            .write_durable("insert an event", move |tx| {
+                insert::insert_event(tx, &row, &deliveries)
+            })
+            .await
+    }
+
+    async fn claim(
+        &self,
+        handler: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let handler = handler.to_owned();
+        self.writer
+            .write("claim deliveries", move |tx| {
+                queue::claim_due(tx, &handler, limit, lease)
+            })
+            .await
+    }
+
+    async fn finish(
+        &self,
+        delivery_id: i64,
+        attempt: AttemptRecord,
+        next: NextStep,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write("record an attempt", move |tx| {
+                attempts::finish(tx, delivery_id, &attempt, next)
+            })
+            .await
+    }
+
+    async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError> {
+        let before = if expired_only { now_ms() } else { i64::MAX };
+        self.writer
+            .write("release leases", move |tx| {
+                queue::release_leases(tx, before)
+            })
+            .await
+    }
+
+    async fn expedite(&self, handler: &str) -> Result<u64, StoreError> {
+        let handler = handler.to_owned();
+        self.writer
+            .write("expedite retries", move |tx| queue::expedite(tx, &handler))
+            .await
+    }
+
+    async fn list_events(&self, filter: EventFilter) -> Result<Vec<EventSummary>, StoreError> {
+        self.reader
+            .read("list events", move |conn| reads::list_events(conn, &filter))
+            .await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<EventDetail>, StoreError> {
+        let id = id.to_owned();
+        self.reader
+            .read("read an event", move |conn| reads::event(conn, &id))
+            .await
+    }
+
+    async fn dead_letters(&self, filter: EventFilter) -> Result<Vec<DeliveryInfo>, StoreError> {
+        self.reader
+            .read("list dead letters", move |conn| {
+                reads::dead_letters(conn, &filter)
+            })
+            .await
+    }
+
+    async fn replay_delivery(&self, delivery_id: i64) -> Result<(), StoreError> {
+        self.writer
+            .write("replay a delivery", move |tx| {
+                replay::replay_delivery(tx, delivery_id)
+            })
+            .await
+    }
+
+    async fn replay_event(&self, id: &str, routes: Vec<NewDelivery>) -> Result<u64, StoreError> {
+        let id = id.to_owned();
+        self.writer
+            .write("replay an event", move |tx| {
+                replay::replay_event(tx, &id, &routes)
+            })
+            .await
+    }
+
+    async fn replay_dead(&self, filter: EventFilter) -> Result<u64, StoreError> {
+        self.writer
+            .write("replay dead letters", move |tx| {
+                replay::replay_dead(tx, &filter)
+            })
+            .await
+    }
+
+    async fn prune(
+        &self,
+        dedupe_window: Duration,
+        retention: Duration,
+    ) -> Result<PruneStats, StoreError> {
+        prune::prune(&self.writer, dedupe_window, retention).await
+    }
+
+    async fn counts(&self) -> Result<DeliveryCounts, StoreError> {
+        self.reader.read("count deliveries", reads::counts).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! The SQLite store's own tests: its query plans, its schema migrations and where it keeps
+//! attempts. Every rule the store shares with other implementations is in
+//! [`crate::store::conformance`], which runs against it at the end of this file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeDelta, Utc};
+
+use super::filters::DEAD;
+use super::queue::{EXPEDITE, RELEASE_LEASES, SELECT_DUE};
+use super::reads::COUNT_OPEN;
+use super::rows::DELIVERY_SELECT;
+use super::schema::SCHEMA;
+use super::{open_connection, SqliteStore, Synchronous};
+use crate::store::conformance::{attempt, attempt_once, event, outcomes, route, to, Fixture};
+use crate::store::{DeliveryStart, NextStep, Store, SuccessRecord};
+
+fn open(dir: &Path) -> SqliteStore {
+    SqliteStore::open(dir, Synchronous::Full, 0).unwrap()
+}
+
+fn attempt_rows(dir: &Path) -> i64 {
+    let conn = open_connection(&SqliteStore::db_path(dir)).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A fresh inbox in a temporary directory of its own, for one conformance rule.
+struct Fresh(tempfile::TempDir);
+
+#[async_trait]
+impl Fixture for Fresh {
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(open(self.0.path()))
+    }
+}
+
+/// Every rule of the store, against SQLite.
+mod conformance {
+    use super::Fresh;
+
+    crate::store_conformance!(Fresh(tempfile::tempdir().unwrap()));
+}
+
+#[test]
+fn open_queries_use_the_partial_index() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
+    let dead_letters = format!("{DELIVERY_SELECT} WHERE {DEAD} ORDER BY d.id DESC LIMIT 100");
+    for sql in [
+        SELECT_DUE,
+        RELEASE_LEASES,
+        EXPEDITE,
+        COUNT_OPEN,
+        &dead_letters,
+    ] {
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Unbound parameters are NULL, which does not change the plan.
+        let mut rows = explain.raw_query();
+        let mut plan: Vec<String> = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            plan.push(row.get(3).unwrap());
+        }
+        assert!(
+            plan.iter().any(|step| step.contains("deliveries_open")),
+            "{sql}\n{plan:?}"
+        );
+    }
+}
+
+#[test]
+fn opening_an_older_inbox_replaces_the_full_delivery_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = SqliteStore::db_path(dir.path());
+    {
+        let conn = open_connection(&path).unwrap();
+        conn.execute_batch(&SCHEMA.replace("DROP INDEX IF EXISTS deliveries_due;", ""))
+            .unwrap();
+        conn.execute_batch(
+            "CREATE INDEX deliveries_due ON deliveries(state, handler, due_at);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    drop(open(dir.path()));
+    let conn = open_connection(&path).unwrap();
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries'")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        indexes.contains(&"deliveries_open".to_string()),
+        "{indexes:?}"
+    );
+    assert!(
+        !indexes.contains(&"deliveries_due".to_string()),
+        "{indexes:?}"
+    );
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}
+
+/// The rule itself is the conformance suite's
+/// `a_delivery_done_at_intake_is_committed_delivered_with_its_attempt`.
+#[tokio::test]
+async fn a_success_at_intake_is_kept_in_its_delivery_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let success = SuccessRecord {
+        started_at: Utc::now(),
+        duration: Duration::from_millis(3),
+    };
+    let done = route("log", "log", DeliveryStart::Delivered(success));
+    let e = event("m1", TimeDelta::zero());
+    store.insert(&e, vec![done]).await.unwrap();
+    assert_eq!(
+        store.event(&e.id).await.unwrap().unwrap().deliveries[0]
+            .history
+            .len(),
+        1
+    );
+    assert_eq!(attempt_rows(dir.path()), 0, "kept in the delivery's row");
+}
+
+/// The rule itself is the conformance suite's
+/// `a_success_is_shown_last_in_the_history_and_kept_by_a_replay`.
+#[tokio::test]
+async fn a_success_is_kept_in_its_delivery_row_until_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .insert(&event("m1", TimeDelta::zero()), to("h"))
+        .await
+        .unwrap();
+    let failed = attempt(503, Some("busy"));
+    attempt_once(&store, "h", failed, NextStep::RetryAt(Utc::now())).await;
+    let id = attempt_once(&store, "h", attempt(200, None), NextStep::Delivered).await;
+    assert_eq!(attempt_rows(dir.path()), 1, "only the failure has a row");
+
+    // A replay moves the success into `attempts`, and the next round records its own.
+    store.replay_delivery(id).await.unwrap();
+    attempt_once(&store, "h", attempt(202, None), NextStep::Delivered).await;
+    assert_eq!(attempt_rows(dir.path()), 2);
+}
+
+#[tokio::test]
+async fn opening_an_inbox_without_success_columns_adds_them_and_keeps_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = SqliteStore::db_path(dir.path());
+    let e = event("m1", TimeDelta::zero());
+    {
+        let store = open(dir.path());
+        store.insert(&e, to("h")).await.unwrap();
+    }
+    {
+        // As version 2 left it: the success in `attempts`, no `success_*` columns.
+        let conn = open_connection(&path).unwrap();
+        conn.execute_batch(
+            "UPDATE deliveries SET state = 'delivered';
+             INSERT INTO attempts (delivery_id, started_at, duration_ms, outcome, http_status)
+                 SELECT id, 0, 5, 'delivered', 200 FROM deliveries;
+             ALTER TABLE deliveries DROP COLUMN success_started_at;
+             ALTER TABLE deliveries DROP COLUMN success_duration_ms;
+             ALTER TABLE deliveries DROP COLUMN success_http_status;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let store = open(dir.path());
+    let detail = store.event(&e.id).await.unwrap().unwrap();
+    assert_eq!(
+        outcomes(&detail),
+        vec![("delivered".to_string(), Some(200))]
+    );
+    let id = detail.deliveries[0].id;
+    store.replay_delivery(id).await.unwrap();
+    attempt_once(&store, "h", attempt(200, None), NextStep::Delivered).await;
+    let detail = store.event(&e.id).await.unwrap().unwrap();
+    assert_eq!(detail.deliveries[0].history.len(), 2);
+}

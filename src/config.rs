@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::dispatch::retry::DeliveryConfig;
 pub use crate::dispatch::routes::RouteConfig;
+pub use crate::handlers::config::HandlerConfig;
 pub use crate::handlers::forward::{url_origin, ForwardFormat};
 pub use crate::settings::{split_list, ConfigError};
 pub use crate::sources::chatbrick::{ChatbrickConfig, ChatbrickEndpoint};
@@ -110,61 +111,6 @@ pub struct AdminConfig {
     pub token: Option<String>,
 }
 
-/// One handler instance.
-#[derive(Clone, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum HandlerConfig {
-    /// Structured log line per event.
-    Log {
-        /// Also log names and message content.
-        #[serde(default)]
-        include_personal: bool,
-        /// Deliveries at once through dispatch: replays, and deliveries that failed at intake
-        /// (new events are logged at intake, see `Handler::runs_at_intake`).
-        #[serde(default = "default_concurrency")]
-        concurrency: usize,
-    },
-    /// HTTP POST to the brand's service, signed Standard-Webhooks style.
-    Forward {
-        /// Target URL.
-        url: String,
-        /// `whsec_…` secret the receiving service verifies with.
-        secret: String,
-        /// Body format.
-        #[serde(default)]
-        format: ForwardFormat,
-        /// Per-request timeout.
-        #[serde(default = "default_forward_timeout", with = "humantime_serde")]
-        timeout: Duration,
-        /// Treat 4xx other than 408/429 as retryable instead of dead-lettering at once.
-        #[serde(default)]
-        retry_client_errors: bool,
-        /// Deliveries at once.
-        #[serde(default = "default_concurrency")]
-        concurrency: usize,
-    },
-    /// Append one JSON line per event to a file.
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Deliveries at once.
-        #[serde(default = "default_file_concurrency")]
-        concurrency: usize,
-    },
-}
-
-fn default_concurrency() -> usize {
-    32
-}
-
-fn default_file_concurrency() -> usize {
-    1
-}
-
-fn default_forward_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -208,17 +154,6 @@ impl Default for AdminConfig {
     }
 }
 
-impl HandlerConfig {
-    /// Deliveries this handler may run at once.
-    pub fn concurrency(&self) -> usize {
-        match self {
-            HandlerConfig::Log { concurrency, .. }
-            | HandlerConfig::Forward { concurrency, .. }
-            | HandlerConfig::File { concurrency, .. } => (*concurrency).max(1),
-        }
-    }
-}
-
 // Hand-written `Debug` for what holds a secret: printing a configuration (in a log line, a panic
 // message, a test failure) must never show one.
 
@@ -228,42 +163,6 @@ impl std::fmt::Debug for AdminConfig {
             .field("listen", &self.listen)
             .field("token", &masked(&self.token))
             .finish()
-    }
-}
-
-impl std::fmt::Debug for HandlerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HandlerConfig::Log {
-                include_personal,
-                concurrency,
-            } => f
-                .debug_struct("Log")
-                .field("include_personal", include_personal)
-                .field("concurrency", concurrency)
-                .finish(),
-            HandlerConfig::Forward {
-                url,
-                format,
-                timeout,
-                retry_client_errors,
-                concurrency,
-                ..
-            } => f
-                .debug_struct("Forward")
-                .field("url", &url_origin(url))
-                .field("secret", &"<set>")
-                .field("format", format)
-                .field("timeout", timeout)
-                .field("retry_client_errors", retry_client_errors)
-                .field("concurrency", concurrency)
-                .finish(),
-            HandlerConfig::File { path, concurrency } => f
-                .debug_struct("File")
-                .field("path", path)
-                .field("concurrency", concurrency)
-                .finish(),
-        }
     }
 }
 
@@ -359,14 +258,7 @@ impl Config {
             (Some(url), Some(secret)) => {
                 self.handlers.insert(
                     ENV_FORWARD_HANDLER.into(),
-                    HandlerConfig::Forward {
-                        url,
-                        secret,
-                        format: ForwardFormat::Raw,
-                        timeout: default_forward_timeout(),
-                        retry_client_errors: false,
-                        concurrency: default_concurrency(),
-                    },
+                    HandlerConfig::forward(url, secret),
                 );
                 self.routes
                     .push(RouteConfig::everything(ENV_FORWARD_HANDLER));
@@ -382,10 +274,7 @@ impl Config {
     fn complete(&mut self) {
         self.handlers
             .entry(LOG_HANDLER.into())
-            .or_insert(HandlerConfig::Log {
-                include_personal: false,
-                concurrency: default_concurrency(),
-            });
+            .or_insert_with(HandlerConfig::log);
         if self.routes.is_empty() {
             self.routes.push(RouteConfig::everything(LOG_HANDLER));
         }

@@ -1,6 +1,7 @@
 //! What happens to an event after it is stored: the [`Handler`] trait and its built-in
 //! implementations, one file each.
 
+pub mod config;
 pub mod file;
 pub mod forward;
 pub mod log;

@@ -132,14 +132,14 @@ macro_rules! store_conformance {
 }
 
 /// A test source; the store only keeps its name.
-pub static ALPHA: SourceSpec = SourceSpec {
+pub(crate) static ALPHA: SourceSpec = SourceSpec {
     name: "alpha",
     id_code: "al",
     decode: not_decoded,
 };
 
 /// A second test source, for the rules about sources.
-pub static BETA: SourceSpec = SourceSpec {
+pub(crate) static BETA: SourceSpec = SourceSpec {
     name: "beta",
     id_code: "be",
     decode: not_decoded,

@@ -117,6 +117,14 @@ pub fn masked(secret: &Option<String>) -> &'static str {
     }
 }
 
+/// A short fingerprint of a secret: the first four hex digits of its SHA-256. It tells an
+/// operator which of their secrets is configured (and the keys of a rotation apart) while showing
+/// no character of the secret; 16 bits say nothing useful about a secret of 16 characters or more.
+pub fn fingerprint(secret: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(secret)[..2])
+}
+
 /// Splits a list given as one string, separated by spaces and/or commas.
 pub fn split_list(value: &str) -> Vec<String> {
     value

@@ -25,7 +25,7 @@ pub use crate::sources::livedesk::LivedeskConfig;
 pub use crate::sources::SourcesConfig;
 pub use crate::store::{StoreConfig, Synchronous};
 
-use crate::settings::{masked, parse_networks, Env};
+use crate::settings::{masked, parse_networks, Env, WeakToken};
 
 /// Everything hookline can be told, as read from the file and the environment.
 ///
@@ -296,6 +296,12 @@ impl Config {
         if self.store.dedupe_window < Duration::from_secs(3600) {
             return invalid("store.dedupe_window must be at least 1h".into());
         }
+        if let Some(problem) = self.admin.token.as_deref().and_then(WeakToken::check) {
+            return invalid(format!(
+                "HOOKLINE_ADMIN_TOKEN (admin.token) cannot be used: {problem}: use a long random \
+                 value, e.g. `openssl rand -hex 32`"
+            ));
+        }
         if self.admin.token.is_none() && !self.admin.listen.ip().is_loopback() {
             return invalid(format!(
                 "admin.listen {} is not a loopback address: set HOOKLINE_ADMIN_TOKEN (admin.token) to serve the admin API there",
@@ -352,6 +358,51 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// The secrets `hookline.example.toml` ships with (the Standard Webhooks test vectors and a demo
+/// liveDesk token): public, so anyone can sign requests with them. Serving them beyond loopback
+/// is what [`Config::warnings`] warns about.
+const DEMO_SECRETS: &[&str] = &[
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+    "demo-livedesk-token-not-for-production",
+];
+
+impl Config {
+    /// What runs, but should not: the settings that hold one of the example file's public demo
+    /// secrets, when the public listener is not on loopback. `serve` logs these and
+    /// `check-config` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let chatbrick = &self.sources.chatbrick;
+        let mut demo = Vec::new();
+        let endpoint_secrets = chatbrick.endpoints.iter().flat_map(|e| &e.secrets);
+        if chatbrick
+            .secrets
+            .iter()
+            .chain(endpoint_secrets)
+            .any(|s| DEMO_SECRETS.contains(&s.trim()))
+        {
+            demo.push("the ChatBrick secret (HOOKLINE_CHATBRICK_SECRET)");
+        }
+        if let Some(token) = &self.sources.livedesk.token {
+            if DEMO_SECRETS.contains(&token.as_str()) {
+                demo.push("the liveDesk token (HOOKLINE_LIVEDESK_TOKEN)");
+            }
+        }
+        if demo.is_empty() || self.listen.ip().is_loopback() {
+            return Vec::new();
+        }
+        vec![format!(
+            "DEMO SECRETS IN USE on {}: {} {} the public demo value of hookline.example.toml, \
+             so anyone can send hookline events that pass as authentic. Fine for a first try on \
+             your machine; before anything else can reach this port, set your own (README, \
+             \"Pointing the providers at hookline\").",
+            self.listen,
+            demo.join(" and "),
+            if demo.len() == 1 { "is" } else { "are" }
+        )]
     }
 }
 
@@ -568,9 +619,9 @@ mod tests {
                     "HOOKLINE_CHATBRICK_SECRET",
                     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                 ),
-                ("HOOKLINE_LIVEDESK_TOKEN", "token-value-123"),
+                ("HOOKLINE_LIVEDESK_TOKEN", "token-value-1234567"),
                 ("HOOKLINE_LIVEDESK_SECRET", "chatwoot-value"),
-                ("HOOKLINE_ADMIN_TOKEN", "admin-value"),
+                ("HOOKLINE_ADMIN_TOKEN", "admin-value-0123456789"),
                 (
                     "HOOKLINE_FORWARD_URL",
                     "https://u:pw@crm.example/in?key=query-value",
@@ -600,5 +651,54 @@ mod tests {
     #[test]
     fn lists_split_on_commas_and_spaces() {
         assert_eq!(split_list(" a,b  c,,d "), vec!["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn weak_admin_tokens_are_refused_with_advice() {
+        for token in [
+            "<openssl rand -hex 32>",
+            "short-token",
+            "a token with spaces ok",
+        ] {
+            let err = Config::load(None, &env(&[("HOOKLINE_ADMIN_TOKEN", token)])).unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains("HOOKLINE_ADMIN_TOKEN"), "{message}");
+            assert!(message.contains("openssl rand -hex 32"), "{message}");
+        }
+        let good = env(&[("HOOKLINE_ADMIN_TOKEN", "0123456789abcdef")]);
+        assert!(Config::load(None, &good).is_ok());
+    }
+
+    #[test]
+    fn demo_secrets_are_the_example_files_and_warned_about_off_loopback() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hookline.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        for secret in DEMO_SECRETS {
+            assert!(
+                text.contains(secret),
+                "{secret} is not in hookline.example.toml"
+            );
+        }
+        let example = Config::load(Some(&path), &HashMap::new()).unwrap();
+        assert!(!example.listen.ip().is_loopback());
+        let warnings = example.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("DEMO SECRETS IN USE"), "{warnings:?}");
+        assert!(warnings[0].contains("HOOKLINE_CHATBRICK_SECRET"));
+        assert!(warnings[0].contains("HOOKLINE_LIVEDESK_TOKEN"));
+        let local = env(&[("HOOKLINE_LISTEN", "127.0.0.1:8080")]);
+        let example = Config::load(Some(&path), &local).unwrap();
+        assert!(example.warnings().is_empty());
+        let own = env(&[
+            (
+                "HOOKLINE_CHATBRICK_SECRET",
+                "whsec_dGhpcyBpcyB0aGUgZm9yd2FyZCBzZWNyZXQ=",
+            ),
+            ("HOOKLINE_LIVEDESK_TOKEN", "0123456789abcdef0123"),
+        ]);
+        assert!(Config::load(Some(&path), &own)
+            .unwrap()
+            .warnings()
+            .is_empty());
     }
 }

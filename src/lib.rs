@@ -43,6 +43,7 @@ pub mod shutdown;
 pub mod signature;
 pub mod sources;
 pub mod store;
+pub(crate) mod writable;
 
 pub use envelope::{Decoded, Envelope, ProviderEvent, Source};
 pub use handlers::{Handler, HandlerError};

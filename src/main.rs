@@ -167,7 +167,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> ExitCode {
     match command {
         Command::Serve => serve(config).await,
-        Command::CheckConfig => check_config(&config),
+        Command::CheckConfig => check_config(config).await,
         Command::Healthcheck => {
             if admin_client::ready(&config).await {
                 ExitCode::SUCCESS
@@ -183,7 +183,6 @@ async fn run(command: Command, config: Config) -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     process::init_logging(&config.log);
-    warn_disabled_sources(&config);
     let server = match ServerBuilder::new(config).start().await {
         Ok(server) => server,
         Err(e) => {
@@ -196,17 +195,6 @@ async fn serve(config: Config) -> ExitCode {
     server.shutdown();
     server.wait().await;
     ExitCode::SUCCESS
-}
-
-fn warn_disabled_sources(config: &Config) {
-    let Ok(reports) = config.sources.report(config.tolerance, &config.allowed_ips) else {
-        return; // Starting fails with the reason.
-    };
-    for report in reports {
-        if let Some(reason) = report.off {
-            tracing::warn!("{} is off: {reason}", report.source);
-        }
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -237,8 +225,16 @@ async fn wait_for_signal() {
     }
 }
 
-fn check_config(config: &Config) -> ExitCode {
-    let mut problems = Vec::new();
+/// Runs `serve`'s checks (`ServerBuilder::check`) and prints what would run, secrets masked.
+async fn check_config(config: Config) -> ExitCode {
+    let plan = match ServerBuilder::new(config).check().await {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = &plan.config;
     let mut lines = vec![
         format!("listen            {}{}", config.listen, config.base_path),
         format!(
@@ -258,10 +254,7 @@ fn check_config(config: &Config) -> ExitCode {
             humantime::format_duration(config.store.retention)
         ),
     ];
-    match config.sources.report(config.tolerance, &config.allowed_ips) {
-        Ok(reports) => lines.extend(reports.into_iter().flat_map(|r| r.lines)),
-        Err(e) => problems.push(e.to_string()),
-    }
+    lines.extend(plan.sources.iter().flat_map(|r| r.lines.iter().cloned()));
     for (name, handler) in &config.handlers {
         lines.push(format!("handler {name:<9} {}", describe_handler(handler)));
     }
@@ -276,16 +269,16 @@ fn check_config(config: &Config) -> ExitCode {
             route.when.len()
         ));
     }
-    println!("{}", lines.join("\n"));
-    if problems.is_empty() {
-        println!("configuration OK");
-        ExitCode::SUCCESS
-    } else {
-        for problem in problems {
-            eprintln!("error: {problem}");
-        }
-        ExitCode::from(2)
+    if !plan.warnings.is_empty() {
+        lines.push(String::new());
     }
+    lines.extend(plan.warnings.iter().map(|w| format!("WARNING: {w}")));
+    println!("{}", lines.join("\n"));
+    match plan.warnings.len() {
+        0 => println!("configuration OK"),
+        n => println!("\nconfiguration OK, with {n} warning(s) above"),
+    }
+    ExitCode::SUCCESS
 }
 
 fn describe_handler(handler: &hookline::config::HandlerConfig) -> String {

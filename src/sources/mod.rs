@@ -167,16 +167,10 @@ pub struct SourceReport {
 }
 
 impl SourcesConfig {
-    /// Builds every provider exactly as `serve` does and reports what each would serve, or the
-    /// first reason one cannot run.
-    pub fn report(
-        &self,
-        tolerance: Duration,
-        allowed_ips: &std::collections::BTreeMap<String, Vec<ipnet::IpNet>>,
-    ) -> Result<Vec<SourceReport>, ConfigError> {
-        let built = self.build(tolerance, allowed_ips)?;
-        Ok(self
-            .each()
+    /// What each built provider (from [`SourcesConfig::build`], in the same order) serves, for
+    /// `check-config` and the start-up log.
+    pub(crate) fn reports(&self, built: &[Box<dyn Endpoints>]) -> Vec<SourceReport> {
+        self.each()
             .iter()
             .zip(built)
             .map(|(provider, endpoints)| SourceReport {
@@ -184,7 +178,7 @@ impl SourcesConfig {
                 off: endpoints.off(),
                 lines: endpoints.describe(),
             })
-            .collect())
+            .collect()
     }
 
     /// The path prefixes after which a provider's URL carries a secret, masked in logs.

@@ -497,9 +497,8 @@ async fn runs_like_the_image_unprivileged_with_the_compose_environment() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("hookline stopped"), "{text}");
     if env.get("HOOKLINE_LOG_FORMAT").map(String::as_str) == Some("json") {
-        for line in text.lines() {
-            let json: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
-            assert!(json["timestamp"].is_string(), "{line}");
+        for json in strict_json_lines(&text) {
+            assert!(json["timestamp"].is_string(), "{json}");
         }
     }
     for secret in [SECRET, TOKEN, ADMIN_TOKEN] {

@@ -256,6 +256,7 @@ async fn sigterm_finishes_gracefully_and_logs_hide_secrets() {
         assert!(!text.contains(secret), "log leaks {secret}:\n{text}");
     }
     assert!(text.contains("/webhooks/livedesk/***"), "{text}");
+    strict_json_lines(&text);
     let request_line = text
         .lines()
         .find(|l| l.contains(&request_id))
@@ -312,9 +313,8 @@ async fn a_flood_of_rejections_is_counted_in_full_but_logged_once_per_second() {
     assert_eq!(exit_code(&mut process.child).await, Some(0));
 
     let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    let lines: Vec<serde_json::Value> = strict_json_lines(&text)
+        .into_iter()
         .filter(|json| json["reason"] == "bad_signature")
         .collect();
     let most = 2 + flood_took.as_secs() as usize;

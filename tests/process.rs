@@ -406,3 +406,47 @@ async fn sigterm_waits_until_every_attempt_that_ran_is_recorded() {
     assert_eq!(count("delivered"), at_sink.len());
     assert_eq!(count("delivered") + count("pending"), 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_hookline_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first = spawn(&data, &[], &dir.path().join("first.log")).await;
+
+    // The same data directory, other ports: refused, naming the holder; check-config agrees.
+    for args in [&["serve"][..], &["check-config"][..]] {
+        let second = Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(args)
+            .env_clear()
+            .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+            .env("HOOKLINE_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("HOOKLINE_DATA_DIR", &data)
+            .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&second.stdout),
+            String::from_utf8_lossy(&second.stderr)
+        );
+        assert!(
+            !second.status.success(),
+            "{args:?} ran beside the first:\n{said}"
+        );
+        let holder = format!("another hookline process (pid {})", first.child.id());
+        assert!(said.contains(&holder), "{args:?}: {said}");
+        assert!(said.contains(&data.display().to_string()), "{said}");
+    }
+
+    // The first one is unaffected and still the only writer.
+    let client = reqwest::Client::new();
+    let body = fixture("chatbrick/store.created.example.json");
+    let (status, _) = send_chatbrick(&client, first.public, "msg_after_second", &body).await;
+    assert_eq!(status, 200);
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    // Its lock died with it (SIGKILL included): the next one starts.
+    let mut next = spawn(&data, &[], &dir.path().join("next.log")).await;
+    next.child.kill().unwrap();
+    next.child.wait().unwrap();
+}

@@ -119,6 +119,9 @@ impl ServerBuilder {
     /// What `hookline check-config` runs, so that it refuses exactly what `serve` would.
     pub async fn check(self) -> Result<Plan, StartError> {
         let Parts { plan, .. } = assemble(self.config, self.handlers, self.routes, Mode::Check)?;
+        if self.store.is_none() {
+            SqliteStore::check(&plan.config.data_dir)?;
+        }
         drop(bind(plan.config.listen, PUBLIC)?);
         drop(bind(plan.config.admin.listen, ADMIN)?);
         Ok(plan)

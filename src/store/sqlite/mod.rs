@@ -12,6 +12,7 @@ mod batch_thread;
 mod error;
 mod filters;
 mod insert;
+mod lock;
 mod millis;
 mod prune;
 mod queue;
@@ -24,6 +25,7 @@ mod wal_sync;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use self::error::Failure;
 use self::insert::EventRow;
+use self::lock::DataDirLock;
 use self::millis::now_ms;
 use self::reader::Reader;
 use self::writer::Writer;
@@ -62,6 +65,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// Connection for inspector reads, beside the writer thanks to WAL.
     reader: Reader,
+    /// The data directory's lock: no other hookline opens this inbox while a clone lives.
+    _lock: Arc<DataDirLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -71,11 +76,13 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `hookline.db` in `dir` and starts the writer thread.
+    /// Opens (creating if needed) `hookline.db` in `dir` and starts the writer thread, once it
+    /// holds the data directory's lock (refused while another hookline holds it).
     pub fn open(dir: &Path, synchronous: Synchronous, max_size: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
+        let lock = DataDirLock::acquire(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let path = Self::db_path(dir);
         let (writer, reader) = open_connections(&path, max_size)
             .map_err(|e| e.into_store_error(&format!("open {}", path.display())))?;
@@ -88,7 +95,14 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             reader: Reader::new(reader),
+            _lock: Arc::new(lock),
         })
+    }
+
+    /// Whether [`SqliteStore::open`] could open the inbox in `dir` now, found out without
+    /// creating or changing anything: what `check-config` runs in its place.
+    pub fn check(dir: &Path) -> Result<(), StoreError> {
+        DataDirLock::check_free(dir).map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     /// The database file inside a data directory.

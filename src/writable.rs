@@ -21,6 +21,29 @@ pub struct Unwritable {
     pub path: PathBuf,
     /// Why it cannot be written.
     pub cause: Cause,
+    /// What the fix (`chown -R`, `chmod`) is to be applied to: `path`, or the directory it is
+    /// part of (see [`Unwritable::fixed_at`]).
+    pub fix_at: PathBuf,
+}
+
+impl Unwritable {
+    /// `path` cannot be written because of `cause`; the fix is for `path` itself.
+    fn new(path: &Path, cause: Cause) -> Unwritable {
+        Unwritable {
+            path: path.to_owned(),
+            cause,
+            fix_at: path.to_owned(),
+        }
+    }
+
+    /// The same problem, with the fix applied to `dir` as a whole (a data directory whose one
+    /// file belongs to another user is best given back whole).
+    pub fn fixed_at(self, dir: &Path) -> Unwritable {
+        Unwritable {
+            fix_at: dir.to_owned(),
+            ..self
+        }
+    }
 }
 
 /// Why a path cannot be written.
@@ -51,6 +74,7 @@ pub enum Cause {
 impl fmt::Display for Unwritable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path.display();
+        let fix_at = self.fix_at.display();
         match &self.cause {
             Cause::ReadOnlyMount => write!(
                 f,
@@ -66,8 +90,8 @@ impl fmt::Display for Unwritable {
                 f,
                 "{path} belongs to uid {owner} (gid {group}, mode {mode:04o}) but hookline runs as \
                  uid {} (gid {}), which may not write it; give it to hookline's user: \
-                 `chown -R {}:{} {path}` (the container image runs as 65532:65532), or run hookline \
-                 as uid {owner}",
+                 `chown -R {}:{} {fix_at}` (the container image runs as 65532:65532), or run \
+                 hookline as uid {owner}",
                 us.0,
                 us.1,
                 us.0,
@@ -76,7 +100,7 @@ impl fmt::Display for Unwritable {
             Cause::NoPermission { mode } => write!(
                 f,
                 "{path} has mode {mode:04o}, which does not let its owner (hookline) write it; \
-                 `chmod u+rwX {path}`"
+                 `chmod -R u+rwX {fix_at}`"
             ),
             Cause::WrongKind(expected) => write!(f, "{path} is not a {expected}"),
         }
@@ -88,10 +112,7 @@ impl fmt::Display for Unwritable {
 pub fn dir_problem(dir: &Path) -> Option<Unwritable> {
     let existing = nearest_existing(dir);
     if existing == dir && !dir.is_dir() {
-        return Some(Unwritable {
-            path: dir.to_owned(),
-            cause: Cause::WrongKind("directory"),
-        });
+        return Some(Unwritable::new(dir, Cause::WrongKind("directory")));
     }
     problem(&existing, libc::W_OK | libc::X_OK)
 }
@@ -100,10 +121,7 @@ pub fn dir_problem(dir: &Path) -> Option<Unwritable> {
 /// can.
 pub fn file_problem(file: &Path) -> Option<Unwritable> {
     match std::fs::metadata(file) {
-        Ok(meta) if meta.is_dir() => Some(Unwritable {
-            path: file.to_owned(),
-            cause: Cause::WrongKind("file"),
-        }),
+        Ok(meta) if meta.is_dir() => Some(Unwritable::new(file, Cause::WrongKind("file"))),
         Ok(_) => problem(file, libc::W_OK),
         Err(_) => dir_problem(file.parent().unwrap_or(Path::new("."))),
     }
@@ -122,12 +140,7 @@ fn problem(path: &Path, mode: libc::c_int) -> Option<Unwritable> {
     if allowed(path, mode) {
         return None;
     }
-    let unwritable = |cause| {
-        Some(Unwritable {
-            path: path.to_owned(),
-            cause,
-        })
-    };
+    let unwritable = |cause| Some(Unwritable::new(path, cause));
     if read_only_mount(path) {
         return unwritable(Cause::ReadOnlyMount);
     }
@@ -216,23 +229,24 @@ mod tests {
 
     #[test]
     fn messages_name_the_path_the_cause_and_the_fix() {
-        let owner = Unwritable {
-            path: PathBuf::from("/srv/data"),
-            cause: Cause::OtherOwner {
+        let owner = Unwritable::new(
+            Path::new("/srv/data/hookline.db"),
+            Cause::OtherOwner {
                 owner: 1000,
                 group: 1000,
                 us: (65532, 65532),
-                mode: 0o755,
+                mode: 0o644,
             },
-        };
+        )
+        .fixed_at(Path::new("/srv/data"));
         let text = owner.to_string();
-        assert!(text.contains("/srv/data belongs to uid 1000"), "{text}");
+        assert!(
+            text.contains("/srv/data/hookline.db belongs to uid 1000"),
+            "{text}"
+        );
         assert!(text.contains("runs as uid 65532"), "{text}");
-        assert!(text.contains("chown -R 65532:65532 /srv/data"), "{text}");
-        let mount = Unwritable {
-            path: PathBuf::from("/data"),
-            cause: Cause::ReadOnlyMount,
-        };
+        assert!(text.contains("chown -R 65532:65532 /srv/data`"), "{text}");
+        let mount = Unwritable::new(Path::new("/data"), Cause::ReadOnlyMount);
         assert!(mount.to_string().contains("read-only file system"));
     }
 }

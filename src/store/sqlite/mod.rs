@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use self::error::Failure;
 use self::insert::EventRow;
-use self::lock::DataDirLock;
+use self::lock::{DataDirLock, LockError};
 use self::millis::now_ms;
 use self::reader::Reader;
 use self::writer::Writer;
@@ -79,13 +79,16 @@ impl SqliteStore {
     /// Opens (creating if needed) `hookline.db` in `dir` and starts the writer thread, once it
     /// holds the data directory's lock (refused while another hookline holds it).
     pub fn open(dir: &Path, synchronous: Synchronous, max_size: u64) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
+        std::fs::create_dir_all(dir).map_err(|e| error::cannot_open(dir, &e))?;
+        let lock = DataDirLock::acquire(dir).map_err(|e| match e {
+            LockError::Held { .. } => StoreError::Unavailable(e.to_string()),
+            LockError::Io { source, .. } => error::cannot_open(dir, &source),
         })?;
-        let lock = DataDirLock::acquire(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let path = Self::db_path(dir);
-        let (writer, reader) = open_connections(&path, max_size)
-            .map_err(|e| e.into_store_error(&format!("open {}", path.display())))?;
+        let (writer, reader) = open_connections(&path, max_size).map_err(|e| match e {
+            Failure::Database(e) => error::cannot_open(dir, &e),
+            Failure::Refused(e) => e,
+        })?;
         let fsync_wal_of = match synchronous {
             Synchronous::Full => Some(path.as_path()),
             Synchronous::Normal => None,
@@ -102,6 +105,12 @@ impl SqliteStore {
     /// Whether [`SqliteStore::open`] could open the inbox in `dir` now, found out without
     /// creating or changing anything: what `check-config` runs in its place.
     pub fn check(dir: &Path) -> Result<(), StoreError> {
+        if let Some(problem) = error::open_problem(dir) {
+            return Err(StoreError::Unavailable(format!(
+                "cannot open the inbox in {}: {problem}",
+                dir.display()
+            )));
+        }
         DataDirLock::check_free(dir).map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 

@@ -19,7 +19,7 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
 ];
-/// Buckets for the number of jobs per store commit.
+/// Buckets for the number of events per store commit.
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
 ];
@@ -166,7 +166,8 @@ pub fn commit_latency(elapsed: Duration) {
     .record(elapsed.as_secs_f64());
 }
 
-/// Jobs committed together in one store transaction.
+/// Intake's events (new or duplicate) committed together in one store transaction; commits
+/// that carry none (delivery bookkeeping) are not recorded.
 pub fn commit_batch(size: usize) {
     static CELL: OnceLock<Histogram> = OnceLock::new();
     unlabeled(&CELL, || histogram!("hookline_store_commit_batch_size")).record(size as f64);

@@ -74,8 +74,13 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Named handler instances that routes send to.
     pub handlers: BTreeMap<String, HandlerConfig>,
-    /// Which events go to which handler. Empty means: every event to the `log` handler.
+    /// Which events go to which handler. When the file lists none, every event goes to the `log`
+    /// handler (and, with `HOOKLINE_FORWARD_URL`, to `forward` as well).
     pub routes: Vec<RouteConfig>,
+    /// Whether `routes` holds the implicit route of every event to `log`, added because the file
+    /// lists no routes: routes given in code replace it (see `ServerBuilder::route`).
+    #[serde(skip)]
+    pub(crate) implicit_log_route: bool,
     /// Top-level keys that are no setting, reported as errors by [`Config::from_file`].
     #[serde(flatten, skip_serializing)]
     unknown: BTreeMap<String, toml::Value>,
@@ -131,6 +136,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             handlers: BTreeMap::new(),
             routes: Vec::new(),
+            implicit_log_route: false,
             unknown: BTreeMap::new(),
         }
     }
@@ -179,8 +185,9 @@ impl Config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
+        let file_routes = !config.routes.is_empty();
         config.apply_env(env)?;
-        config.complete();
+        config.complete(file_routes);
         config.validate()?;
         Ok(config)
     }
@@ -270,13 +277,16 @@ impl Config {
         }
     }
 
-    /// Adds the built-in `log` handler, and the default route when none is configured.
-    fn complete(&mut self) {
+    /// Adds the built-in `log` handler, and, when the file lists no routes, the route of every
+    /// event to it: in front of `HOOKLINE_FORWARD_URL`'s route, if there is one, so that the simple
+    /// case forwards *and* logs. Routes in the file decide in full: no implicit route then.
+    fn complete(&mut self, file_routes: bool) {
         self.handlers
             .entry(LOG_HANDLER.into())
             .or_insert_with(HandlerConfig::log);
-        if self.routes.is_empty() {
-            self.routes.push(RouteConfig::everything(LOG_HANDLER));
+        if !file_routes {
+            self.routes.insert(0, RouteConfig::everything(LOG_HANDLER));
+            self.implicit_log_route = true;
         }
         self.base_path = normalize_base_path(&self.base_path);
     }
@@ -543,8 +553,38 @@ mod tests {
             config.handlers.get("forward"),
             Some(HandlerConfig::Forward { .. })
         ));
-        assert_eq!(config.routes.len(), 1);
-        assert_eq!(config.routes[0].handler, "forward");
+        // Forwarded and logged: the env's route beside the implicit one to `log`.
+        let handlers: Vec<&str> = config.routes.iter().map(|r| r.handler.as_str()).collect();
+        assert_eq!(handlers, ["log", "forward"]);
+    }
+
+    #[test]
+    fn with_routes_in_the_file_forward_env_adds_only_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookline.toml");
+        std::fs::write(
+            &path,
+            "[[routes]]\nhandler = \"log\"\nevents = [\"store.*\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            &env(&[
+                ("HOOKLINE_FORWARD_URL", "http://127.0.0.1:1/in"),
+                (
+                    "HOOKLINE_FORWARD_SECRET",
+                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                ),
+            ]),
+        )
+        .unwrap();
+        let routes: Vec<(&str, usize)> = config
+            .routes
+            .iter()
+            .map(|r| (r.handler.as_str(), r.events.len()))
+            .collect();
+        assert_eq!(routes, [("log", 1), ("forward", 0)]);
+        assert!(!config.implicit_log_route);
     }
 
     #[test]
@@ -557,7 +597,7 @@ mod tests {
     fn route_to_unknown_handler_is_rejected() {
         let mut config = Config::default();
         config.routes.push(RouteConfig::everything("nope"));
-        config.complete();
+        config.complete(true);
         let err = config.validate().unwrap_err();
         assert!(err.to_string().contains("\"nope\""), "{err}");
     }

@@ -450,3 +450,84 @@ async fn a_second_hookline_on_the_same_data_directory_refuses_to_start() {
     next.child.kill().unwrap();
     next.child.wait().unwrap();
 }
+
+/// The `hookline::event` lines of a log, as `(event_type, event_id)`.
+fn event_lines(log: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(log).unwrap();
+    strict_json_lines(&text)
+        .into_iter()
+        .filter(|line| line["target"] == "hookline::event")
+        .map(|line| {
+            let field = |name: &str| line[name].as_str().unwrap_or_default().to_owned();
+            (field("event_type"), field("event_id"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_url_forwards_and_logs_unless_the_files_routes_say_otherwise() {
+    let sink = Sink::start().await;
+    let forward = |extra: Option<&Path>| {
+        let mut env = vec![
+            ("HOOKLINE_FORWARD_URL", sink.url()),
+            ("HOOKLINE_FORWARD_SECRET", FORWARD_SECRET.to_string()),
+            ("HOOKLINE_LOG_FORMAT", "json".to_string()),
+            (
+                "HOOKLINE_LOG",
+                "warn,hookline::startup=info,hookline::event=info".to_string(),
+            ),
+        ];
+        if let Some(config) = extra {
+            env.push(("HOOKLINE_CONFIG", config.display().to_string()));
+        }
+        env
+    };
+    let client = reqwest::Client::new();
+    let connected = fixture("chatbrick/contact.connection.connected.store_and_staff.json");
+    let created = fixture("chatbrick/store.created.example.json");
+
+    // The simple case: every event is forwarded and logged.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("simple.log");
+    let mut process = spawn(&dir.path().join("data"), &forward(None), &log).await;
+    let (status, json) = send_chatbrick(&client, process.public, "msg_fwd_1", &connected).await;
+    assert_eq!(status, 200);
+    let id = json["id"].as_str().unwrap().to_owned();
+    let received = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(received[0].headers["webhook-id"], id.as_str());
+    let logged = eventually(Duration::from_secs(10), || {
+        let lines = event_lines(&log);
+        async move { (!lines.is_empty()).then_some(lines) }
+    })
+    .await;
+    assert_eq!(logged, [("contact.connection.connected".to_owned(), id)]);
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+
+    // Routes in the file decide: it logs store events only, and forwarding adds its route.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookline.toml");
+    std::fs::write(
+        &config,
+        "[[routes]]\nhandler = \"log\"\nevents = [\"store.*\"]\n",
+    )
+    .unwrap();
+    let log = dir.path().join("routes.log");
+    let mut process = spawn(&dir.path().join("data"), &forward(Some(&config)), &log).await;
+    let mut ids = Vec::new();
+    for (n, body) in [&connected, &created].into_iter().enumerate() {
+        let id = format!("msg_fwd_routes_{n}");
+        let (status, json) = send_chatbrick(&client, process.public, &id, body).await;
+        assert_eq!(status, 200);
+        ids.push(json["id"].as_str().unwrap().to_owned());
+    }
+    sink.wait_for(3, Duration::from_secs(20)).await;
+    let logged = eventually(Duration::from_secs(10), || {
+        let lines = event_lines(&log);
+        async move { (!lines.is_empty()).then_some(lines) }
+    })
+    .await;
+    assert_eq!(logged, [("store.created".to_owned(), ids[1].clone())]);
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+}

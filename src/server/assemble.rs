@@ -100,11 +100,12 @@ fn merge_code_routes(
     custom: &[HandlerEntry],
 ) -> Result<(), ConfigError> {
     if !routes.is_empty() {
-        let implicit_default = config.routes.len() == 1
-            && config.routes[0].name.is_none()
-            && config.routes[0].handler == crate::config::LOG_HANDLER;
-        if implicit_default {
-            config.routes.clear();
+        if config.implicit_log_route {
+            // The file listed no routes: only `HOOKLINE_FORWARD_URL`'s is left beside the code's.
+            config
+                .routes
+                .retain(|r| !(r.name.is_none() && r.handler == crate::config::LOG_HANDLER));
+            config.implicit_log_route = false;
         }
         config.routes.extend(routes);
     }

@@ -255,6 +255,13 @@ async fn check_config(config: Config) -> ExitCode {
         ),
     ];
     lines.extend(plan.sources.iter().flat_map(|r| r.lines.iter().cloned()));
+    for url in plan.sources.iter().flat_map(|r| &r.urls) {
+        lines.push(format!(
+            "webhook URL       {}: {}",
+            url.paste_into,
+            url.on_your_host(&config.base_path)
+        ));
+    }
     for (name, handler) in &config.handlers {
         lines.push(format!("handler {name:<9} {}", describe_handler(handler)));
     }

@@ -235,3 +235,41 @@ fn no_piece_of_a_bad_secret_appears_in_any_output() {
         }
     }
 }
+
+#[test]
+fn the_start_up_line_says_where_and_the_urls_to_paste_and_check_config_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("HOOKLINE_CHATBRICK_SECRET", SECRET.to_owned()),
+        ("HOOKLINE_LIVEDESK_TOKEN", TOKEN.to_owned()),
+        ("HOOKLINE_BASE_PATH", "/hooks".to_owned()),
+    ];
+    let log = serve(dir.path(), &env).expect("serve starts");
+    let started = log
+        .lines()
+        .find(|l| l.contains("hookline started"))
+        .unwrap();
+    let db = dir.path().join("data/hookline.db");
+    assert!(started.contains(&db.display().to_string()), "{started}");
+    assert!(
+        started.contains("sources=\"chatbrick,livedesk\""),
+        "{started}"
+    );
+    let livedesk = "https://<your host>/hooks/webhooks/livedesk/<token: fingerprint ";
+    let chatbrick = "https://<your host>/hooks/webhooks/chatbrick";
+    let checked = text(
+        &hookline(&["check-config"], dir.path(), &env)
+            .output()
+            .unwrap(),
+    );
+    for shown in [&log, &checked] {
+        assert!(shown.contains(chatbrick), "{shown}");
+        assert!(shown.contains(livedesk), "{shown}");
+        assert!(
+            shown.contains(&format!("{} characters>", TOKEN.len())),
+            "{shown}"
+        );
+        assert!(!shown.contains(TOKEN), "{shown}");
+        assert!(!shown.contains(&TOKEN[5..15]), "{shown}");
+    }
+}

@@ -5,6 +5,7 @@
 //! [`ServerBuilder::start`]: super::ServerBuilder::start
 //! [`ServerBuilder::check`]: super::ServerBuilder::check
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, HandlerConfig, RouteConfig, ENV_FORWARD_HANDLER};
@@ -34,6 +35,33 @@ pub struct Plan {
     pub sources: Vec<SourceReport>,
     /// What will run but should not, or not like this (no source on, demo secrets in public).
     pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// The start-up lines, on their own target (`hookline::startup`) so that they can be enabled
+    /// alone: where hookline listens (tests read the bound ports from this line), where it
+    /// stores, which sources are on, then each webhook URL to give the providers.
+    pub(super) fn log_started(&self, public: SocketAddr, admin: SocketAddr, store: &str) {
+        let on: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|s| s.off.is_none())
+            .map(|s| s.source.as_str())
+            .collect();
+        let sources = if on.is_empty() {
+            "none".to_owned()
+        } else {
+            on.join(",")
+        };
+        tracing::info!(target: "hookline::startup", listen = %public, admin = %admin, store, sources, "hookline started");
+        for url in self.sources.iter().flat_map(|s| &s.urls) {
+            tracing::info!(
+                target: "hookline::startup",
+                url = %url.on_your_host(&self.config.base_path),
+                "webhook URL for {}", url.paste_into
+            );
+        }
+    }
 }
 
 /// The checked parts of a server.

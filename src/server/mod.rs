@@ -137,14 +137,20 @@ impl ServerBuilder {
         for warning in &plan.warnings {
             tracing::warn!(target: "hookline::startup", "{warning}");
         }
-        let config = plan.config;
-        let store: Arc<dyn Store> = match self.store {
-            Some(store) => store,
-            None => Arc::new(SqliteStore::open(
-                &config.data_dir,
-                config.store.synchronous,
-                config.store.max_size,
-            )?),
+        let config = plan.config.clone();
+        let (store, store_shown): (Arc<dyn Store>, String) = match self.store {
+            Some(store) => (store, "given in code".into()),
+            None => (
+                Arc::new(SqliteStore::open(
+                    &config.data_dir,
+                    config.store.synchronous,
+                    config.store.max_size,
+                )?),
+                format!(
+                    "SQLite in {}",
+                    SqliteStore::db_path(&config.data_dir).display()
+                ),
+            ),
         };
         let dispatcher = Arc::new(Dispatcher::new(
             store.clone(),
@@ -158,9 +164,9 @@ impl ServerBuilder {
         let public = bind(config.listen, PUBLIC)?;
         let admin = bind(config.admin.listen, ADMIN)?;
         let listeners = Listeners { public, admin };
-        Ok(Server::spawn(
-            config, providers, store, intake, dispatcher, listeners,
-        ))
+        let server = Server::spawn(config, providers, store, intake, dispatcher, listeners);
+        plan.log_started(server.public_addr, server.admin_addr, &store_shown);
+        Ok(server)
     }
 }
 
@@ -270,8 +276,6 @@ impl Server {
             workers.spawn(crate::metrics::upkeep(handle, shutdown.clone()));
         }
         workers.spawn(prune_loop(store, config.clone(), shutdown));
-        // Its own target, so that it can be enabled alone (tests read the bound ports from it).
-        tracing::info!(target: "hookline::startup", listen = %public_addr, admin = %admin_addr, "hookline started");
         Server {
             public_addr,
             admin_addr,

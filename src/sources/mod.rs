@@ -54,6 +54,10 @@ pub(crate) trait Endpoints: Send {
     /// secrets masked.
     fn describe(&self) -> Vec<String>;
 
+    /// The webhook URLs to give the provider, one per endpoint that is on, as paths relative to
+    /// the public base path, secrets masked (none when off).
+    fn webhook_urls(&self) -> Vec<WebhookUrl>;
+
     /// The provider's routes (paths relative to the public base path), serving through `intake`.
     fn routes(self: Box<Self>, intake: Arc<Intake>) -> axum::Router;
 }
@@ -164,6 +168,27 @@ pub struct SourceReport {
     pub off: Option<String>,
     /// What it serves, one line per endpoint, secrets masked.
     pub lines: Vec<String>,
+    /// Where to point the provider, one URL per endpoint that is on.
+    pub urls: Vec<WebhookUrl>,
+}
+
+/// A webhook URL to paste into a provider's settings: the first thing an operator needs once
+/// hookline runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    /// Where it goes, e.g. `ChatBrick` or `ChatBrick endpoint "orders"`.
+    pub paste_into: String,
+    /// Its path below the public base path; a secret in it is masked, e.g.
+    /// `/webhooks/livedesk/<token: fingerprint 3f2a, 48 characters>`.
+    pub path: String,
+}
+
+impl WebhookUrl {
+    /// The URL as the provider must be given it: on the public host name, which hookline does
+    /// not know (the proxy in front of it does), under `base_path`.
+    pub fn on_your_host(&self, base_path: &str) -> String {
+        format!("https://<your host>{base_path}{}", self.path)
+    }
 }
 
 impl SourcesConfig {
@@ -177,6 +202,7 @@ impl SourcesConfig {
                 source: provider.source(),
                 off: endpoints.off(),
                 lines: endpoints.describe(),
+                urls: endpoints.webhook_urls(),
             })
             .collect()
     }

@@ -44,6 +44,11 @@ impl Verifiers {
         self.by_endpoint.contains_key(endpoint)
     }
 
+    /// The configured endpoints' names, in configuration order.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.described.iter().map(|(endpoint, _)| endpoint.as_str())
+    }
+
     /// Whether no endpoint is configured (ChatBrick is off).
     pub fn is_empty(&self) -> bool {
         self.by_endpoint.is_empty()

@@ -70,6 +70,16 @@ impl UrlToken {
         Ok(UrlToken(token))
     }
 
+    /// The token as it may be shown (the start-up line's webhook URL): a fingerprint and its
+    /// length, e.g. `fingerprint 3f2a, 48 characters`; never a character of it.
+    pub fn masked(&self) -> String {
+        format!(
+            "fingerprint {}, {} characters",
+            crate::settings::fingerprint(self.0.as_bytes()),
+            self.0.len()
+        )
+    }
+
     /// Whether the path segment from a request is this token.
     ///
     /// Constant time with respect to the content; a length mismatch returns early, which reveals

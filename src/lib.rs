@@ -29,6 +29,8 @@
 #![warn(missing_docs)]
 
 pub mod admin_client;
+pub mod cli;
+pub(crate) mod client_error;
 pub mod config;
 pub(crate) mod dispatch;
 pub mod envelope;

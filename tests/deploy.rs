@@ -428,7 +428,7 @@ async fn runs_like_the_image_unprivileged_with_the_compose_environment() {
     assert_eq!(runner.healthcheck(&image, &env), Some(0));
 
     // `docker exec … hookline events list` works with the same environment (admin token).
-    let argv = [IMAGE_BINARY, "events", "list"].map(String::from);
+    let argv = [IMAGE_BINARY, "events", "list", "--json"].map(String::from);
     let listed = runner.output(&argv, &env);
     assert!(listed.status.success(), "{listed:?}");
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();

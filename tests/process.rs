@@ -531,3 +531,48 @@ async fn forward_url_forwards_and_logs_unless_the_files_routes_say_otherwise() {
     process.child.kill().unwrap();
     process.child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signs_with_the_configured_secrets_and_finds_its_own_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hookline.log");
+    let extra = [(
+        "HOOKLINE_LIVEDESK_SECRET",
+        "chatwoot-secret-0123456789".to_string(),
+    )];
+    let mut process = spawn(&dir.path().join("data"), &extra, &log).await;
+    // The configuration of the server, as an operator has it in the environment; no --secret,
+    // and for liveDesk no --url either (it is made from HOOKLINE_LISTEN and the token).
+    let configured = |command: &mut Command| {
+        command
+            .env_clear()
+            .env("HOOKLINE_LISTEN", process.public.to_string())
+            .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
+            .env("HOOKLINE_LIVEDESK_TOKEN", TOKEN)
+            .env("HOOKLINE_LIVEDESK_SECRET", "chatwoot-secret-0123456789");
+    };
+    let chatbrick_url = url(process.public, "/webhooks/chatbrick");
+    for args in [
+        &[
+            "send",
+            "chatbrick",
+            "store.created",
+            "--url",
+            &chatbrick_url,
+        ][..],
+        &["send", "chatbrick", "account.created"][..],
+        &["send", "livedesk", "message_created"][..],
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
+        configured(command.args(args));
+        let output = command.output().unwrap();
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        assert!(
+            said.starts_with("200 ") && said.contains("accepted"),
+            "{said}"
+        );
+    }
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+}

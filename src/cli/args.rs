@@ -184,6 +184,20 @@ pub(super) enum Configured {
     /// Send a webhook the way a provider would, to test a deployment.
     #[command(subcommand)]
     Send(SendCommand),
+    /// Copy the inbox into a file, consistently, while hookline runs (or not): every event
+    /// acknowledged before the backup started is in it.
+    #[command(after_help = env_help(&["HOOKLINE_CONFIG", "HOOKLINE_DATA_DIR"]))]
+    Backup {
+        /// The backup file to write (replaced if it exists).
+        file: PathBuf,
+    },
+    /// Replace the inbox with a backup; refused while hookline runs on the data directory. The
+    /// inbox it replaces is moved aside (hookline.db.before-restore-<time>), not deleted.
+    #[command(after_help = env_help(&["HOOKLINE_CONFIG", "HOOKLINE_DATA_DIR"]))]
+    Restore {
+        /// The backup file (from `hookline backup`).
+        file: PathBuf,
+    },
 }
 
 /// Commands that need no configuration.

@@ -8,6 +8,7 @@
 //! `replay`, `prune`, `reads`), on top of `schema`, `filters` and `rows`.
 
 mod attempts;
+mod backup;
 mod batch_thread;
 mod error;
 mod filters;
@@ -32,6 +33,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+pub use self::backup::Copied;
 use self::error::Failure;
 use self::insert::EventRow;
 use self::lock::{DataDirLock, LockError};

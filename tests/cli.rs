@@ -116,7 +116,7 @@ fn every_commands_help_lists_the_variables_it_reads_and_points_to_the_readme() {
         .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
         .collect();
     assert!(config_vars.len() > 15, "{config_vars:?}");
-    let commands: [(&[&str], &[&str]); 11] = [
+    let commands: [(&[&str], &[&str]); 13] = [
         (&["serve"], &[]),
         (&["check-config"], &[]),
         (&["healthcheck"], &["HOOKLINE_LISTEN", "HOOKLINE_BASE_PATH"]),
@@ -143,6 +143,8 @@ fn every_commands_help_lists_the_variables_it_reads_and_points_to_the_readme() {
             &["send", "livedesk"],
             &["HOOKLINE_LIVEDESK_TOKEN", "HOOKLINE_LIVEDESK_SECRET"],
         ),
+        (&["backup"], &["HOOKLINE_DATA_DIR"]),
+        (&["restore"], &["HOOKLINE_DATA_DIR"]),
     ];
     for (command, vars) in commands {
         let output = hookline(&[command, &["--help"]].concat(), &[]);

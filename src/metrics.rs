@@ -203,6 +203,24 @@ pub fn deliveries(state: &'static str, count: u64) {
     gauge!("hookline_deliveries", "state" => state).set(count as f64);
 }
 
+/// Whether intake accepts requests now (1) or answers 503 (0), as `/readyz` says: 0 while the
+/// store cannot commit, and during shutdown.
+pub fn ready(ready: bool) {
+    gauge!("hookline_ready").set(if ready { 1.0 } else { 0.0 });
+}
+
+/// How long the oldest delivery still waiting to be done has waited since it was created or
+/// replayed; 0 when none waits.
+pub fn oldest_waiting(age: Duration) {
+    gauge!("hookline_oldest_waiting_delivery_age_seconds").set(age.as_secs_f64());
+}
+
+/// The store's size as it counts toward `store.max_size`, and that bound (0: none).
+pub fn store_size(bytes: u64, max: u64) {
+    gauge!("hookline_store_size_bytes").set(bytes as f64);
+    gauge!("hookline_store_max_size_bytes").set(max as f64);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

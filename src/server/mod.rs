@@ -262,7 +262,8 @@ impl Server {
             shutdown.clone(),
             grace,
         ));
-        let admin_state = admin::AdminState::new(&config, store.clone(), dispatcher.clone());
+        let admin_state =
+            admin::AdminState::new(&config, store.clone(), dispatcher.clone(), intake.clone());
         listeners.spawn(http::serve(
             admin,
             admin::router(admin_state),

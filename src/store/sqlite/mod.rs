@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
@@ -266,6 +267,17 @@ impl Store for SqliteStore {
 
     async fn counts(&self) -> Result<DeliveryCounts, StoreError> {
         self.reader.read("count deliveries", reads::counts).await
+    }
+
+    async fn oldest_waiting(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.reader
+            .read("find the oldest waiting delivery", reads::oldest_waiting)
+            .await
+    }
+
+    async fn size(&self) -> Result<Option<u64>, StoreError> {
+        let size = self.reader.read("read the inbox's size", reads::size).await;
+        size.map(Some)
     }
 }
 

@@ -574,3 +574,16 @@ fn compose_mounts_its_configuration_file_and_the_env_file_example_is_refused_unt
     assert!(said.contains("configuration OK"), "{said}");
     assert!(said.contains("route log"), "{said}");
 }
+
+#[test]
+fn the_license_file_is_the_one_cargo_toml_and_the_image_name() {
+    let cargo = include_str!("../Cargo.toml");
+    let license = include_str!("../LICENSE");
+    assert!(cargo.contains("\nlicense = \"MIT\"\n"));
+    assert!(license.starts_with("MIT License\n"));
+    assert!(DOCKERFILE.contains("org.opencontainers.image.licenses=\"MIT\""));
+    // The release workflow packages it, with the changelog it points to.
+    let release = include_str!("../.github/workflows/release.yml");
+    assert!(release.contains("LICENSE README.md CHANGELOG.md"));
+    assert!(include_str!("../CHANGELOG.md").contains("\n## [Unreleased]\n"));
+}

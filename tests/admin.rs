@@ -96,12 +96,7 @@ async fn metrics_move_with_requests_duplicates_failures_and_deliveries() {
 
 /// Runs the CLI against the server's admin listener, with the configuration in the environment.
 fn cli(admin: std::net::SocketAddr, args: &[&str]) -> (bool, serde_json::Value, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(args)
-        .env_clear()
-        .env("HOOKLINE_ADMIN_LISTEN", admin.to_string())
-        .output()
-        .unwrap();
+    let output = cli_output(admin, args);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (
@@ -186,14 +181,19 @@ async fn cli_lists_shows_and_replays() {
     server.wait().await;
 }
 
-/// What the CLI prints on stdout (it must succeed).
-fn cli_text(admin: std::net::SocketAddr, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_hookline"))
+/// The CLI's run against the server's admin listener.
+fn cli_output(admin: std::net::SocketAddr, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(args)
         .env_clear()
         .env("HOOKLINE_ADMIN_LISTEN", admin.to_string())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// What the CLI prints on stdout (it must succeed).
+fn cli_text(admin: std::net::SocketAddr, args: &[&str]) -> String {
+    let output = cli_output(admin, args);
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout).unwrap()
 }

@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::Child;
 use std::time::Duration;
 
 use common::*;
@@ -20,15 +19,6 @@ const RULE_TESTS: &str = include_str!("../deploy/prometheus/alerts.test.yml");
 
 /// The labels Prometheus adds to every scraped series, which hookline does not expose.
 const TARGET_LABELS: [&str; 2] = ["job", "instance"];
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A series as `name{label="value",…}`, split into its name and labels.
 fn parse_series(series: &str) -> (String, BTreeMap<String, String>) {
@@ -111,14 +101,9 @@ async fn the_rules_watch_what_hookline_exposes_after_real_failures() {
     .unwrap();
     let mut command = hookline_command(&dir.path().join("data"), &log);
     command.env("HOOKLINE_CONFIG", &config);
-    let _process = Process(command.spawn().unwrap());
-    let (public, admin) = eventually(Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        async move { started_addresses(&text) }
-    })
-    .await;
+    let process = spawn_hookline(command, &log).await;
+    let (public, admin) = (process.public, process.admin);
     let client = reqwest::Client::new();
-    wait_ready(&client, public, Duration::from_secs(20)).await;
 
     // Authentication failures of both providers.
     let body = fixture("chatbrick/store.created.example.json");

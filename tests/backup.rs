@@ -7,33 +7,16 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 
-/// The server, stopped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `hookline serve` on `data`; returns it with its public and admin addresses.
-async fn serve(data: &Path, log: &Path) -> (Server, SocketAddr, SocketAddr) {
-    let server = Server(hookline_command(data, log).spawn().unwrap());
-    let (public, admin) = eventually(Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        async move { started_addresses(&text) }
-    })
-    .await;
-    wait_ready(&reqwest::Client::new(), public, Duration::from_secs(20)).await;
-    (server, public, admin)
+/// Starts `hookline serve` on `data`, logging to `log`.
+async fn serve(data: &Path, log: &Path) -> Process {
+    spawn_hookline(hookline_command(data, log), log).await
 }
 
 /// `hookline <args>` on data directory `data`, to completion.
@@ -74,7 +57,8 @@ async fn stored_ids(admin: SocketAddr) -> BTreeSet<String> {
 async fn a_backup_under_load_restores_every_event_acknowledged_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (server, public, _) = serve(&data, &dir.path().join("first.log")).await;
+    let server = serve(&data, &dir.path().join("first.log")).await;
+    let public = server.public;
 
     // Eight senders, each posting signed events one after another, until told to stop.
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -140,8 +124,8 @@ async fn a_backup_under_load_restores_every_event_acknowledged_before_it() {
     let said = String::from_utf8_lossy(&restored.stdout);
     assert!(restored.status.success(), "{restored:?}");
     assert!(said.contains("the inbox it replaced is now"), "{said}");
-    let (_server, _, admin) = serve(&data, &dir.path().join("second.log")).await;
-    let stored = stored_ids(admin).await;
+    let server = serve(&data, &dir.path().join("second.log")).await;
+    let stored = stored_ids(server.admin).await;
     let missing: Vec<&String> = before_backup.difference(&stored).collect();
     assert!(
         missing.is_empty(),

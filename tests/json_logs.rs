@@ -5,21 +5,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-
-fn kill_on_drop(child: Child) -> impl Drop {
-    struct Guard(Child);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    Guard(child)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_of_a_busy_day_parses_without_duplicate_keys() {
@@ -46,16 +35,9 @@ async fn every_line_of_a_busy_day_parses_without_duplicate_keys() {
         .env("HOOKLINE_LOG", "debug")
         .env("HOOKLINE_BODY_LIMIT", "8192")
         .env("HOOKLINE_LIVEDESK_SECRET", "chatwoot-signing-secret-0123");
-    let child = command.spawn().unwrap();
-    let pid = child.id();
-    let _guard = kill_on_drop(child);
-    let (public, admin) = eventually(Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        async move { started_addresses(&text) }
-    })
-    .await;
+    let process = spawn_hookline(command, &log).await;
+    let (pid, public, admin) = (process.child.id(), process.public, process.admin);
     let client = reqwest::Client::new();
-    wait_ready(&client, public, Duration::from_secs(20)).await;
 
     // ChatBrick: accepted, duplicate, forged, stale; an unknown endpoint; a body too large.
     let body = fixture("chatbrick/contact.connection.connected.store_and_staff.json");

@@ -3,24 +3,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Child;
 use std::time::Duration;
 
 use common::*;
-
-/// The hookline binary, stopped when dropped.
-struct Process {
-    child: Child,
-    public: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Starts the binary with `extra` variables on top of [`hookline_command`]'s, and waits until
 /// it is ready.
@@ -28,21 +13,7 @@ async fn spawn(dir: &std::path::Path, extra: &[(&str, String)]) -> Process {
     let log = dir.join("hookline.log");
     let mut command = hookline_command(&dir.join("data"), &log);
     command.envs(extra.iter().map(|(k, v)| (k, v)));
-    let mut child = command.spawn().unwrap();
-    let (public, admin) = eventually(Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("hookline exited ({status}):\n{text}");
-        }
-        async move { started_addresses(&text) }
-    })
-    .await;
-    wait_ready(&reqwest::Client::new(), public, Duration::from_secs(20)).await;
-    Process {
-        child,
-        public,
-        admin,
-    }
+    spawn_hookline(command, &log).await
 }
 
 /// The admin listener's `/metrics` text.

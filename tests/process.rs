@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,36 +15,14 @@ use hookline::envelope::event_id;
 use hookline::signature::{Key, Verifier};
 use rand::Rng;
 
-/// A hookline process and its addresses.
-struct Process {
-    child: Child,
-    public: SocketAddr,
-    admin: SocketAddr,
-}
-
-/// Starts the binary with only environment variables on port 0, reads the addresses it bound
-/// from its "hookline started" line (so no other test can take them in between), and waits
-/// until it is ready. Logs go to `log`.
+/// Starts the binary with only environment variables (and `extra`) on port 0, logging to `log`,
+/// and waits until it is ready.
 async fn spawn(data: &Path, extra: &[(&str, String)], log: &Path) -> Process {
     let mut command = hookline_command(data, log);
     for (k, v) in extra {
         command.env(k, v);
     }
-    let mut child = command.spawn().expect("hookline binary starts");
-    let (public, admin) = eventually(Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("hookline exited ({status}):\n{text}");
-        }
-        async move { started_addresses(&text) }
-    })
-    .await;
-    wait_ready(&reqwest::Client::new(), public, Duration::from_secs(20)).await;
-    Process {
-        child,
-        public,
-        admin,
-    }
+    spawn_hookline(command, log).await
 }
 
 /// Sends SIGTERM (or SIGKILL) to the process.

@@ -304,6 +304,45 @@ pub fn hookline_command(data: &Path, log: &Path) -> std::process::Command {
     command
 }
 
+/// A running `hookline` binary and the addresses it bound; killed when dropped, if it still
+/// runs.
+pub struct Process {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its public listener.
+    pub public: SocketAddr,
+    /// Its admin listener.
+    pub admin: SocketAddr,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `command` (from [`hookline_command`], which logs to `log`), reads the addresses it
+/// bound from its "hookline started" line (so no other test can take them in between), and
+/// waits until it is ready; panics with its log if it exits first.
+pub async fn spawn_hookline(mut command: std::process::Command, log: &Path) -> Process {
+    let mut child = command.spawn().expect("hookline binary starts");
+    let (public, admin) = eventually(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("hookline exited ({status}):\n{text}");
+        }
+        async move { started_addresses(&text) }
+    })
+    .await;
+    wait_ready(&reqwest::Client::new(), public, Duration::from_secs(20)).await;
+    Process {
+        child,
+        public,
+        admin,
+    }
+}
+
 /// The public and admin addresses of hookline's "hookline started" log line, text or JSON:
 /// listening on port 0 and reading the ports back means parallel tests never collide.
 pub fn started_addresses(log: &str) -> Option<(SocketAddr, SocketAddr)> {

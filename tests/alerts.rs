@@ -68,12 +68,13 @@ fn series_in_rule_tests() -> Vec<(String, BTreeMap<String, String>)> {
 }
 
 /// Fills the request slot (`max_concurrent_requests = 1`) with a request whose body never
-/// comes, so that the next request is refused as overloaded.
+/// comes, so that the next ChatBrick request is refused as overloaded. A liveDesk request: when
+/// a ChatBrick request has the slot at that moment, it waits for it instead of being refused.
 fn hold_the_only_slot(public: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(public).unwrap();
     write!(
         stream,
-        "POST /webhooks/chatbrick HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{{"
+        "POST /webhooks/livedesk/{TOKEN} HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{{"
     )
     .unwrap();
     stream

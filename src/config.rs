@@ -405,13 +405,17 @@ impl Config {
             return Vec::new();
         }
         vec![format!(
-            "DEMO SECRETS IN USE on {}: {} {} the public demo value of hookline.example.toml, \
-             so anyone can send hookline events that pass as authentic. Fine for a first try on \
-             your machine; before anything else can reach this port, set your own (README, \
-             \"Pointing the providers at hookline\").",
+            "DEMO SECRETS IN USE on {}: {} {} of hookline.example.toml, so anyone can send \
+             hookline events that pass as authentic. Fine for a first try on your machine; \
+             before anything else can reach this port, set your own (README, \"Pointing the \
+             providers at hookline\").",
             self.listen,
             demo.join(" and "),
-            if demo.len() == 1 { "is" } else { "are" }
+            if demo.len() == 1 {
+                "is the public demo value"
+            } else {
+                "are the public demo values"
+            }
         )]
     }
 }

@@ -11,14 +11,9 @@ use crate::config::Config;
 /// Why an admin call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The server could not be reached.
-    #[error("cannot reach hookline at {url}: {source}")]
-    Unreachable {
-        /// The URL tried.
-        url: String,
-        /// Why.
-        source: reqwest::Error,
-    },
+    /// The server could not be reached (its admin listener, HOOKLINE_ADMIN_LISTEN).
+    #[error("{0} (the admin API, HOOKLINE_ADMIN_LISTEN)")]
+    Unreachable(String),
     /// The server answered with an error.
     #[error("hookline answered {status}: {body}")]
     Status {
@@ -84,10 +79,7 @@ impl AdminClient {
         let response = request
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+            .map_err(|e| ClientError::Unreachable(crate::client_error::describe(&e, &self.base)))?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         if !status.is_success() {

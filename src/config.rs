@@ -25,7 +25,7 @@ pub use crate::sources::livedesk::LivedeskConfig;
 pub use crate::sources::SourcesConfig;
 pub use crate::store::{StoreConfig, Synchronous};
 
-use crate::settings::{masked, parse_networks, Env};
+use crate::settings::{masked, parse_networks, Env, WeakToken};
 
 /// Everything hookline can be told, as read from the file and the environment.
 ///
@@ -74,8 +74,13 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Named handler instances that routes send to.
     pub handlers: BTreeMap<String, HandlerConfig>,
-    /// Which events go to which handler. Empty means: every event to the `log` handler.
+    /// Which events go to which handler. When the file lists none, every event goes to the `log`
+    /// handler (and, with `HOOKLINE_FORWARD_URL`, to `forward` as well).
     pub routes: Vec<RouteConfig>,
+    /// Whether `routes` holds the implicit route of every event to `log`, added because the file
+    /// lists no routes: routes given in code replace it (see `ServerBuilder::route`).
+    #[serde(skip)]
+    pub(crate) implicit_log_route: bool,
     /// Top-level keys that are no setting, reported as errors by [`Config::from_file`].
     #[serde(flatten, skip_serializing)]
     unknown: BTreeMap<String, toml::Value>,
@@ -131,6 +136,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             handlers: BTreeMap::new(),
             routes: Vec::new(),
+            implicit_log_route: false,
             unknown: BTreeMap::new(),
         }
     }
@@ -179,8 +185,9 @@ impl Config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
+        let file_routes = !config.routes.is_empty();
         config.apply_env(env)?;
-        config.complete();
+        config.complete(file_routes);
         config.validate()?;
         Ok(config)
     }
@@ -270,13 +277,16 @@ impl Config {
         }
     }
 
-    /// Adds the built-in `log` handler, and the default route when none is configured.
-    fn complete(&mut self) {
+    /// Adds the built-in `log` handler, and, when the file lists no routes, the route of every
+    /// event to it: in front of `HOOKLINE_FORWARD_URL`'s route, if there is one, so that the simple
+    /// case forwards *and* logs. Routes in the file decide in full: no implicit route then.
+    fn complete(&mut self, file_routes: bool) {
         self.handlers
             .entry(LOG_HANDLER.into())
             .or_insert_with(HandlerConfig::log);
-        if self.routes.is_empty() {
-            self.routes.push(RouteConfig::everything(LOG_HANDLER));
+        if !file_routes {
+            self.routes.insert(0, RouteConfig::everything(LOG_HANDLER));
+            self.implicit_log_route = true;
         }
         self.base_path = normalize_base_path(&self.base_path);
     }
@@ -295,6 +305,12 @@ impl Config {
         }
         if self.store.dedupe_window < Duration::from_secs(3600) {
             return invalid("store.dedupe_window must be at least 1h".into());
+        }
+        if let Some(problem) = self.admin.token.as_deref().and_then(WeakToken::check) {
+            return invalid(format!(
+                "HOOKLINE_ADMIN_TOKEN (admin.token) cannot be used: {problem}: use a long random \
+                 value, e.g. `openssl rand -hex 32`"
+            ));
         }
         if self.admin.token.is_none() && !self.admin.listen.ip().is_loopback() {
             return invalid(format!(
@@ -355,6 +371,55 @@ impl Config {
     }
 }
 
+/// The secrets `hookline.example.toml` ships with (the Standard Webhooks test vectors and a demo
+/// liveDesk token): public, so anyone can sign requests with them. Serving them beyond loopback
+/// is what [`Config::warnings`] warns about.
+const DEMO_SECRETS: &[&str] = &[
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+    "demo-livedesk-token-not-for-production",
+];
+
+impl Config {
+    /// What runs, but should not: the settings that hold one of the example file's public demo
+    /// secrets, when the public listener is not on loopback. `serve` logs these and
+    /// `check-config` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let chatbrick = &self.sources.chatbrick;
+        let mut demo = Vec::new();
+        let endpoint_secrets = chatbrick.endpoints.iter().flat_map(|e| &e.secrets);
+        if chatbrick
+            .secrets
+            .iter()
+            .chain(endpoint_secrets)
+            .any(|s| DEMO_SECRETS.contains(&s.trim()))
+        {
+            demo.push("the ChatBrick secret (HOOKLINE_CHATBRICK_SECRET)");
+        }
+        if let Some(token) = &self.sources.livedesk.token {
+            if DEMO_SECRETS.contains(&token.as_str()) {
+                demo.push("the liveDesk token (HOOKLINE_LIVEDESK_TOKEN)");
+            }
+        }
+        if demo.is_empty() || self.listen.ip().is_loopback() {
+            return Vec::new();
+        }
+        vec![format!(
+            "DEMO SECRETS IN USE on {}: {} {} of hookline.example.toml, so anyone can send \
+             hookline events that pass as authentic. Fine for a first try on your machine; \
+             before anything else can reach this port, set your own (README, \"Pointing the \
+             providers at hookline\").",
+            self.listen,
+            demo.join(" and "),
+            if demo.len() == 1 {
+                "is the public demo value"
+            } else {
+                "are the public demo values"
+            }
+        )]
+    }
+}
+
 /// `" (line N)"` for the line where a top-level key or table `key` is set, or nothing.
 fn line_of_key(text: &str, key: &str) -> String {
     text.lines()
@@ -402,203 +467,4 @@ fn normalize_base_path(path: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_need_no_file() {
-        let config = Config::load(None, &HashMap::new()).unwrap();
-        assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
-        assert_eq!(config.data_dir, PathBuf::from("./data"));
-        assert_eq!(config.routes.len(), 1);
-        assert_eq!(config.routes[0].handler, "log");
-        assert!(config.sources.chatbrick.secrets.is_empty());
-        assert_eq!(
-            config.sources.livedesk.overload_wait,
-            Duration::from_secs(2)
-        );
-    }
-
-    #[test]
-    fn environment_overrides_file_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hookline.toml");
-        std::fs::write(
-            &path,
-            "listen = \"127.0.0.1:1000\"\n[chatbrick]\nsecrets = [\"whsec_a\"]\n[livedesk]\noverload_wait = \"1s\"\n",
-        )
-        .unwrap();
-        let config = Config::load(
-            Some(&path),
-            &env(&[
-                ("HOOKLINE_LISTEN", "127.0.0.1:2000"),
-                ("HOOKLINE_CHATBRICK_SECRET", "whsec_b, whsec_c whsec_d"),
-                ("HOOKLINE_LOG_FORMAT", "json"),
-                ("HOOKLINE_BASE_PATH", "hooks/"),
-                ("HOOKLINE_LIVEDESK_OVERLOAD_WAIT", "500ms"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(
-            config.sources.livedesk.overload_wait,
-            Duration::from_millis(500)
-        );
-        assert_eq!(config.listen.to_string(), "127.0.0.1:2000");
-        assert_eq!(
-            config.sources.chatbrick.secrets,
-            vec!["whsec_b", "whsec_c", "whsec_d"]
-        );
-        assert_eq!(config.log.format, LogFormat::Json);
-        assert_eq!(config.base_path, "/hooks");
-    }
-
-    #[test]
-    fn secrets_can_come_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("token");
-        std::fs::write(&path, "s3cr3t-token-value\n").unwrap();
-        let config = Config::load(
-            None,
-            &env(&[("HOOKLINE_LIVEDESK_TOKEN_FILE", path.to_str().unwrap())]),
-        )
-        .unwrap();
-        assert_eq!(
-            config.sources.livedesk.token.as_deref(),
-            Some("s3cr3t-token-value")
-        );
-    }
-
-    #[test]
-    fn forward_env_adds_handler_and_route() {
-        let config = Config::load(
-            None,
-            &env(&[
-                ("HOOKLINE_FORWARD_URL", "http://127.0.0.1:1/in"),
-                (
-                    "HOOKLINE_FORWARD_SECRET",
-                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                ),
-            ]),
-        )
-        .unwrap();
-        assert!(matches!(
-            config.handlers.get("forward"),
-            Some(HandlerConfig::Forward { .. })
-        ));
-        assert_eq!(config.routes.len(), 1);
-        assert_eq!(config.routes[0].handler, "forward");
-    }
-
-    #[test]
-    fn forward_url_without_secret_is_an_error() {
-        let err = Config::load(None, &env(&[("HOOKLINE_FORWARD_URL", "http://x")])).unwrap_err();
-        assert!(err.to_string().contains("HOOKLINE_FORWARD_SECRET"));
-    }
-
-    #[test]
-    fn route_to_unknown_handler_is_rejected() {
-        let mut config = Config::default();
-        config.routes.push(RouteConfig::everything("nope"));
-        config.complete();
-        let err = config.validate().unwrap_err();
-        assert!(err.to_string().contains("\"nope\""), "{err}");
-    }
-
-    #[test]
-    fn public_admin_without_token_is_rejected() {
-        let err =
-            Config::load(None, &env(&[("HOOKLINE_ADMIN_LISTEN", "0.0.0.0:9090")])).unwrap_err();
-        assert!(err.to_string().contains("HOOKLINE_ADMIN_TOKEN"));
-    }
-
-    #[test]
-    fn invalid_env_value_names_the_variable() {
-        let err = Config::load(None, &env(&[("HOOKLINE_LISTEN", "nonsense")])).unwrap_err();
-        assert!(err.to_string().contains("HOOKLINE_LISTEN"));
-    }
-
-    #[test]
-    fn unknown_file_keys_are_rejected_with_position() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let err = Config::load(Some(&path), &HashMap::new()).unwrap_err();
-        assert!(err.to_string().contains("lisen"), "{err}");
-    }
-
-    #[test]
-    fn trusted_proxies_from_env() {
-        let config = Config::load(
-            None,
-            &env(&[("HOOKLINE_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1 ::1")]),
-        )
-        .unwrap();
-        let shown: Vec<String> = config
-            .trusted_proxies
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        assert_eq!(shown, vec!["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
-        let err = Config::load(None, &env(&[("HOOKLINE_TRUSTED_PROXIES", "nope")])).unwrap_err();
-        assert!(err.to_string().contains("HOOKLINE_TRUSTED_PROXIES"));
-    }
-
-    #[test]
-    fn example_file_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("hookline.example.toml");
-        let config = Config::load(Some(&path), &HashMap::new()).unwrap();
-        assert_eq!(config.sources.chatbrick.secrets.len(), 1);
-        assert!(config.sources.livedesk.token.is_some());
-        assert_eq!(config.routes.len(), 1);
-    }
-
-    #[test]
-    fn debug_output_never_shows_secrets() {
-        let config = Config::load(
-            None,
-            &env(&[
-                (
-                    "HOOKLINE_CHATBRICK_SECRET",
-                    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-                ),
-                ("HOOKLINE_LIVEDESK_TOKEN", "token-value-123"),
-                ("HOOKLINE_LIVEDESK_SECRET", "chatwoot-value"),
-                ("HOOKLINE_ADMIN_TOKEN", "admin-value"),
-                (
-                    "HOOKLINE_FORWARD_URL",
-                    "https://u:pw@crm.example/in?key=query-value",
-                ),
-                (
-                    "HOOKLINE_FORWARD_SECRET",
-                    "whsec_dGhpcyBpcyB0aGUgZm9yd2FyZCBzZWNyZXQ=",
-                ),
-            ]),
-        )
-        .unwrap();
-        let shown = format!("{config:?}");
-        for secret in [
-            "MfKQ9r8",
-            "token-value",
-            "chatwoot-value",
-            "admin-value",
-            "pw@",
-            "query-value",
-            "dGhpcyBp",
-        ] {
-            assert!(!shown.contains(secret), "{secret} in {shown}");
-        }
-        assert!(shown.contains("https://crm.example"));
-    }
-
-    #[test]
-    fn lists_split_on_commas_and_spaces() {
-        assert_eq!(split_list(" a,b  c,,d "), vec!["a", "b", "c", "d"]);
-    }
-}
+mod tests;

@@ -29,6 +29,8 @@
 #![warn(missing_docs)]
 
 pub mod admin_client;
+pub mod cli;
+pub(crate) mod client_error;
 pub mod config;
 pub(crate) mod dispatch;
 pub mod envelope;
@@ -43,6 +45,7 @@ pub mod shutdown;
 pub mod signature;
 pub mod sources;
 pub mod store;
+pub(crate) mod writable;
 
 pub use envelope::{Decoded, Envelope, ProviderEvent, Source};
 pub use handlers::{Handler, HandlerError};

@@ -19,7 +19,7 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
 ];
-/// Buckets for the number of jobs per store commit.
+/// Buckets for the number of events per store commit.
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
 ];
@@ -166,7 +166,8 @@ pub fn commit_latency(elapsed: Duration) {
     .record(elapsed.as_secs_f64());
 }
 
-/// Jobs committed together in one store transaction.
+/// Intake's events (new or duplicate) committed together in one store transaction; commits
+/// that carry none (delivery bookkeeping) are not recorded.
 pub fn commit_batch(size: usize) {
     static CELL: OnceLock<Histogram> = OnceLock::new();
     unlabeled(&CELL, || histogram!("hookline_store_commit_batch_size")).record(size as f64);
@@ -200,6 +201,24 @@ pub fn panic() {
 /// Current deliveries in one state (`pending`, `inflight`, `dead`), as read from the store.
 pub fn deliveries(state: &'static str, count: u64) {
     gauge!("hookline_deliveries", "state" => state).set(count as f64);
+}
+
+/// Whether intake accepts requests now (1) or answers 503 (0), as `/readyz` says: 0 while the
+/// store cannot commit, and during shutdown.
+pub fn ready(ready: bool) {
+    gauge!("hookline_ready").set(if ready { 1.0 } else { 0.0 });
+}
+
+/// How long the oldest delivery still waiting to be done has waited since it was created or
+/// replayed; 0 when none waits.
+pub fn oldest_waiting(age: Duration) {
+    gauge!("hookline_oldest_waiting_delivery_age_seconds").set(age.as_secs_f64());
+}
+
+/// The store's size as it counts toward `store.max_size`, and that bound (0: none).
+pub fn store_size(bytes: u64, max: u64) {
+    gauge!("hookline_store_size_bytes").set(bytes as f64);
+    gauge!("hookline_store_max_size_bytes").set(max as f64);
 }
 
 #[cfg(test)]

@@ -91,9 +91,13 @@ pub enum SendError {
     /// The secret does not parse.
     #[error("invalid secret: {0}")]
     Secret(String),
-    /// The request failed.
-    #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    /// The request failed (connection refused, timeout, TLS, …), described without the URL's
+    /// path, which may carry a token.
+    #[error("{0}")]
+    Http(String),
+    /// No secret to sign with.
+    #[error("{0}")]
+    NoSecret(String),
 }
 
 /// The body for `event`: a built-in example by event type, or the contents of a file.
@@ -178,10 +182,12 @@ pub async fn post(
     body: Bytes,
     headers: Vec<(&'static str, String)>,
 ) -> Result<(u16, String), SendError> {
+    let failed = |e: reqwest::Error| SendError::Http(crate::client_error::describe(&e, url));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(15))
-        .build()?;
+        .build()
+        .map_err(failed)?;
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
@@ -193,7 +199,7 @@ pub async fn post(
     for (name, value) in headers {
         request = request.header(name, value);
     }
-    let response = request.send().await?;
+    let response = request.send().await.map_err(failed)?;
     let status = response.status().as_u16();
     Ok((status, response.text().await.unwrap_or_default()))
 }

@@ -117,6 +117,56 @@ pub fn masked(secret: &Option<String>) -> &'static str {
     }
 }
 
+/// The fewest characters a token that alone authenticates requests may have (the liveDesk URL
+/// token, the admin token): shorter ones can be guessed, and are usually a test value left in.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Why a token chosen by the operator cannot be used, whatever else its owner requires of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeakToken {
+    /// It contains `<`, `>` or a space: the placeholder of an example file (`<openssl rand -hex
+    /// 24>`), not a value.
+    Placeholder,
+    /// Fewer than [`MIN_TOKEN_LEN`] characters; how many it has.
+    TooShort(usize),
+}
+
+impl WeakToken {
+    /// Checks a token; `None` when it is long enough and no placeholder.
+    pub fn check(token: &str) -> Option<WeakToken> {
+        if token.contains(['<', '>']) || token.contains(char::is_whitespace) {
+            Some(WeakToken::Placeholder)
+        } else if token.chars().count() < MIN_TOKEN_LEN {
+            Some(WeakToken::TooShort(token.chars().count()))
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for WeakToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WeakToken::Placeholder => write!(
+                f,
+                "it is a placeholder, not a token (it contains `<`, `>` or a space)"
+            ),
+            WeakToken::TooShort(len) => write!(
+                f,
+                "it is too short ({len} characters; at least {MIN_TOKEN_LEN})"
+            ),
+        }
+    }
+}
+
+/// A short fingerprint of a secret: the first four hex digits of its SHA-256. It tells an
+/// operator which of their secrets is configured (and the keys of a rotation apart) while showing
+/// no character of the secret; 16 bits say nothing useful about a secret of 16 characters or more.
+pub fn fingerprint(secret: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(secret)[..2])
+}
+
 /// Splits a list given as one string, separated by spaces and/or commas.
 pub fn split_list(value: &str) -> Vec<String> {
     value

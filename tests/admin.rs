@@ -96,12 +96,7 @@ async fn metrics_move_with_requests_duplicates_failures_and_deliveries() {
 
 /// Runs the CLI against the server's admin listener, with the configuration in the environment.
 fn cli(admin: std::net::SocketAddr, args: &[&str]) -> (bool, serde_json::Value, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args(args)
-        .env_clear()
-        .env("HOOKLINE_ADMIN_LISTEN", admin.to_string())
-        .output()
-        .unwrap();
+    let output = cli_output(admin, args);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (
@@ -134,7 +129,7 @@ async fn cli_lists_shows_and_replays() {
 
     let listed = eventually(Duration::from_secs(10), || async move {
         let (ok, json, _) = tokio::task::spawn_blocking(move || {
-            cli(admin, &["events", "list", "--status", "dead"])
+            cli(admin, &["events", "list", "--status", "dead", "--json"])
         })
         .await
         .unwrap();
@@ -150,12 +145,15 @@ async fn cli_lists_shows_and_replays() {
     assert_eq!(shown["deliveries"][0]["state"], "dead");
     assert_eq!(shown["deliveries"][0]["history"][0]["http_status"], 400);
 
-    let (ok, dead, _) = cli(admin, &["events", "dead", "--route", "sink"]);
+    let (ok, dead, _) = cli(admin, &["events", "dead", "--route", "sink", "--json"]);
     assert!(ok);
     assert_eq!(dead["dead_letters"].as_array().unwrap().len(), 1);
 
     sink.answer(200);
-    let (ok, replayed, stderr) = cli(admin, &["replay", "dead", "--source", "chatbrick"]);
+    let (ok, replayed, stderr) = cli(
+        admin,
+        &["replay", "dead", "--source", "chatbrick", "--json"],
+    );
     assert!(ok, "{stderr}");
     assert_eq!(replayed["replayed"], 1);
     let received = sink.wait_for(1, Duration::from_secs(10)).await;
@@ -164,6 +162,38 @@ async fn cli_lists_shows_and_replays() {
     let (ok, _, stderr) = cli(admin, &["events", "show", "evt_missing"]);
     assert!(!ok);
     assert!(stderr.contains("404"), "{stderr}");
+
+    // For a person, without --json: tables, and what a replay did in words.
+    let table = cli_text(admin, &["events", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("RECEIVED "), "{table}");
+    assert!(lines[0].ends_with("STATUS     ID"), "{table}");
+    assert!(
+        lines[1].contains(" chatbrick  account.created  "),
+        "{table}"
+    );
+    assert!(lines[1].ends_with(&id), "{table}");
+    let dead = cli_text(admin, &["events", "dead"]);
+    assert_eq!(dead.trim(), "no dead letters");
+    let replayed = cli_text(admin, &["replay", "event", &id]);
+    assert_eq!(replayed.trim(), "replayed 1 delivery");
     server.shutdown();
     server.wait().await;
+}
+
+/// The CLI's run against the server's admin listener.
+fn cli_output(admin: std::net::SocketAddr, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(args)
+        .env_clear()
+        .env("HOOKLINE_ADMIN_LISTEN", admin.to_string())
+        .output()
+        .unwrap()
+}
+
+/// What the CLI prints on stdout (it must succeed).
+fn cli_text(admin: std::net::SocketAddr, args: &[&str]) -> String {
+    let output = cli_output(admin, args);
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
 }

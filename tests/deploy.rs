@@ -22,6 +22,10 @@ use common::*;
 const DOCKERFILE: &str = include_str!("../Dockerfile");
 const ENV_EXAMPLE: &str = include_str!("../deploy/.env.example");
 const COMPOSE: &str = include_str!("../deploy/compose.yaml");
+/// The configuration file compose.yaml mounts.
+const COMPOSE_CONFIG: &str = include_str!("../deploy/hookline.toml");
+/// The `docker run --env-file` example.
+const RUN_ENV_EXAMPLE: &str = include_str!("../deploy/hookline.env.example");
 
 /// Where the image installs the binary (its ENTRYPOINT and HEALTHCHECK name it).
 const IMAGE_BINARY: &str = "/usr/local/bin/hookline";
@@ -321,14 +325,21 @@ fn deployment_files_agree_with_each_other() {
     assert_eq!(image.command[1..], ["serve"]);
     assert_eq!(image.healthcheck[1..], ["healthcheck"]);
     // Every HOOKLINE_ variable of the example is one hookline reads.
-    // The variables are read by the configuration and by each provider's own section.
+    assert_read_by_hookline(env.keys());
+}
+
+/// Fails for a `HOOKLINE_*` name that hookline does not read: the variables are read by the
+/// configuration and by each provider's own section.
+fn assert_read_by_hookline<'a>(keys: impl IntoIterator<Item = &'a String>) {
     let config_source = [
         include_str!("../src/config.rs"),
         include_str!("../src/sources/chatbrick/config.rs"),
         include_str!("../src/sources/livedesk/config.rs"),
+        // HOOKLINE_CONFIG, read by the command line (`--config`).
+        include_str!("../src/cli/args.rs"),
     ]
     .concat();
-    for key in env.keys().filter(|k| k.starts_with("HOOKLINE_")) {
+    for key in keys.into_iter().filter(|k| k.starts_with("HOOKLINE_")) {
         let name = key.trim_end_matches("_FILE");
         assert!(
             config_source.contains(&format!("\"{name}\"")),
@@ -367,9 +378,14 @@ async fn runs_like_the_image_unprivileged_with_the_compose_environment() {
         .get("HOOKLINE_LIVEDESK_SECRET")
         .filter(|v| !v.is_empty())
         .map(|_| "deploy-test-chatwoot-secret".to_owned());
+    // compose.yaml's configuration file, at a path the unprivileged user can read.
+    let config_file = dir.path().join("hookline.toml");
+    std::fs::write(&config_file, COMPOSE_CONFIG).unwrap();
+    std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut overrides = vec![
         // Loopback instead of the wildcard: tests listen on loopback only. (The healthcheck's
         // mapping of 0.0.0.0 to 127.0.0.1 is unit-tested in admin_client.) Ports: see start().
+        ("HOOKLINE_CONFIG", config_file.display().to_string()),
         ("HOOKLINE_LISTEN", "127.0.0.1:0".to_owned()),
         ("HOOKLINE_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
         ("HOOKLINE_DATA_DIR", data.display().to_string()),
@@ -428,7 +444,7 @@ async fn runs_like_the_image_unprivileged_with_the_compose_environment() {
     assert_eq!(runner.healthcheck(&image, &env), Some(0));
 
     // `docker exec … hookline events list` works with the same environment (admin token).
-    let argv = [IMAGE_BINARY, "events", "list"].map(String::from);
+    let argv = [IMAGE_BINARY, "events", "list", "--json"].map(String::from);
     let listed = runner.output(&argv, &env);
     assert!(listed.status.success(), "{listed:?}");
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -497,12 +513,77 @@ async fn runs_like_the_image_unprivileged_with_the_compose_environment() {
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("hookline stopped"), "{text}");
     if env.get("HOOKLINE_LOG_FORMAT").map(String::as_str) == Some("json") {
-        for line in text.lines() {
-            let json: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
-            assert!(json["timestamp"].is_string(), "{line}");
+        for json in strict_json_lines(&text) {
+            assert!(json["timestamp"].is_string(), "{json}");
         }
     }
     for secret in [SECRET, TOKEN, ADMIN_TOKEN] {
         assert!(!text.contains(secret), "the log leaks {secret}");
     }
+}
+
+#[test]
+fn compose_mounts_its_configuration_file_and_the_env_file_example_is_refused_until_filled_in() {
+    // compose.yaml mounts deploy/hookline.toml where HOOKLINE_CONFIG points.
+    let env = container_env(&image());
+    let mounted = env["HOOKLINE_CONFIG"].clone();
+    assert!(
+        COMPOSE.contains(&format!("./hookline.toml:{mounted}:ro")),
+        "compose.yaml mounts deploy/hookline.toml read-only at HOOKLINE_CONFIG ({mounted})"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookline.toml");
+    std::fs::write(&config, COMPOSE_CONFIG).unwrap();
+
+    // The docker run example, as written: its placeholders are refused.
+    let example: BTreeMap<String, String> = dotenv(RUN_ENV_EXAMPLE).into_iter().collect();
+    assert_read_by_hookline(example.keys());
+    let check = |env: &BTreeMap<String, String>| {
+        Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("check-config")
+            .env_clear()
+            .envs(env)
+            .env("HOOKLINE_CONFIG", &config)
+            .env("HOOKLINE_DATA_DIR", dir.path().join("data"))
+            .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+            .env("HOOKLINE_ADMIN_LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap()
+    };
+    let refused = check(&example);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(said.contains("placeholder"), "{said}");
+
+    // Filled in, it runs with compose's configuration file.
+    let mut filled = example.clone();
+    for (key, value) in [
+        ("HOOKLINE_CHATBRICK_SECRET", SECRET),
+        ("HOOKLINE_LIVEDESK_TOKEN", TOKEN),
+    ] {
+        assert!(
+            filled[key].contains('<'),
+            "{key} is a placeholder in the example"
+        );
+        filled.insert(key.to_owned(), value.to_owned());
+    }
+    assert!(filled.values().all(|v| !v.contains('<')), "{filled:?}");
+    let accepted = check(&filled);
+    let said = String::from_utf8_lossy(&accepted.stdout);
+    assert!(accepted.status.success(), "{accepted:?}");
+    assert!(said.contains("configuration OK"), "{said}");
+    assert!(said.contains("route log"), "{said}");
+}
+
+#[test]
+fn the_license_file_is_the_one_cargo_toml_and_the_image_name() {
+    let cargo = include_str!("../Cargo.toml");
+    let license = include_str!("../LICENSE");
+    assert!(cargo.contains("\nlicense = \"MIT\"\n"));
+    assert!(license.starts_with("MIT License\n"));
+    assert!(DOCKERFILE.contains("org.opencontainers.image.licenses=\"MIT\""));
+    // The release workflow packages it, with the changelog it points to.
+    let release = include_str!("../.github/workflows/release.yml");
+    assert!(release.contains("LICENSE README.md CHANGELOG.md"));
+    assert!(include_str!("../CHANGELOG.md").contains("\n## [Unreleased]\n"));
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,36 +15,14 @@ use hookline::envelope::event_id;
 use hookline::signature::{Key, Verifier};
 use rand::Rng;
 
-/// A hookline process and its addresses.
-struct Process {
-    child: Child,
-    public: SocketAddr,
-    admin: SocketAddr,
-}
-
-/// Starts the binary with only environment variables on port 0, reads the addresses it bound
-/// from its "hookline started" line (so no other test can take them in between), and waits
-/// until it is ready. Logs go to `log`.
+/// Starts the binary with only environment variables (and `extra`) on port 0, logging to `log`,
+/// and waits until it is ready.
 async fn spawn(data: &Path, extra: &[(&str, String)], log: &Path) -> Process {
     let mut command = hookline_command(data, log);
     for (k, v) in extra {
         command.env(k, v);
     }
-    let mut child = command.spawn().expect("hookline binary starts");
-    let (public, admin) = eventually(Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("hookline exited ({status}):\n{text}");
-        }
-        async move { started_addresses(&text) }
-    })
-    .await;
-    wait_ready(&reqwest::Client::new(), public, Duration::from_secs(20)).await;
-    Process {
-        child,
-        public,
-        admin,
-    }
+    spawn_hookline(command, log).await
 }
 
 /// Sends SIGTERM (or SIGKILL) to the process.
@@ -256,6 +233,7 @@ async fn sigterm_finishes_gracefully_and_logs_hide_secrets() {
         assert!(!text.contains(secret), "log leaks {secret}:\n{text}");
     }
     assert!(text.contains("/webhooks/livedesk/***"), "{text}");
+    strict_json_lines(&text);
     let request_line = text
         .lines()
         .find(|l| l.contains(&request_id))
@@ -312,9 +290,8 @@ async fn a_flood_of_rejections_is_counted_in_full_but_logged_once_per_second() {
     assert_eq!(exit_code(&mut process.child).await, Some(0));
 
     let text = std::fs::read_to_string(&log).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    let lines: Vec<serde_json::Value> = strict_json_lines(&text)
+        .into_iter()
         .filter(|json| json["reason"] == "bad_signature")
         .collect();
     let most = 2 + flood_took.as_secs() as usize;
@@ -405,4 +382,174 @@ async fn sigterm_waits_until_every_attempt_that_ran_is_recorded() {
     );
     assert_eq!(count("delivered"), at_sink.len());
     assert_eq!(count("delivered") + count("pending"), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_hookline_on_the_same_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut first = spawn(&data, &[], &dir.path().join("first.log")).await;
+
+    // The same data directory, other ports: refused, naming the holder; check-config agrees.
+    for args in [&["serve"][..], &["check-config"][..]] {
+        let second = Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args(args)
+            .env_clear()
+            .env("HOOKLINE_LISTEN", "127.0.0.1:0")
+            .env("HOOKLINE_ADMIN_LISTEN", "127.0.0.1:0")
+            .env("HOOKLINE_DATA_DIR", &data)
+            .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&second.stdout),
+            String::from_utf8_lossy(&second.stderr)
+        );
+        assert!(
+            !second.status.success(),
+            "{args:?} ran beside the first:\n{said}"
+        );
+        let holder = format!("another hookline process (pid {})", first.child.id());
+        assert!(said.contains(&holder), "{args:?}: {said}");
+        assert!(said.contains(&data.display().to_string()), "{said}");
+    }
+
+    // The first one is unaffected and still the only writer.
+    let client = reqwest::Client::new();
+    let body = fixture("chatbrick/store.created.example.json");
+    let (status, _) = send_chatbrick(&client, first.public, "msg_after_second", &body).await;
+    assert_eq!(status, 200);
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    // Its lock died with it (SIGKILL included): the next one starts.
+    let mut next = spawn(&data, &[], &dir.path().join("next.log")).await;
+    next.child.kill().unwrap();
+    next.child.wait().unwrap();
+}
+
+/// The `hookline::event` lines of a log, as `(event_type, event_id)`.
+fn event_lines(log: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(log).unwrap();
+    strict_json_lines(&text)
+        .into_iter()
+        .filter(|line| line["target"] == "hookline::event")
+        .map(|line| {
+            let field = |name: &str| line[name].as_str().unwrap_or_default().to_owned();
+            (field("event_type"), field("event_id"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_url_forwards_and_logs_unless_the_files_routes_say_otherwise() {
+    let sink = Sink::start().await;
+    let forward = |extra: Option<&Path>| {
+        let mut env = vec![
+            ("HOOKLINE_FORWARD_URL", sink.url()),
+            ("HOOKLINE_FORWARD_SECRET", FORWARD_SECRET.to_string()),
+            ("HOOKLINE_LOG_FORMAT", "json".to_string()),
+            (
+                "HOOKLINE_LOG",
+                "warn,hookline::startup=info,hookline::event=info".to_string(),
+            ),
+        ];
+        if let Some(config) = extra {
+            env.push(("HOOKLINE_CONFIG", config.display().to_string()));
+        }
+        env
+    };
+    let client = reqwest::Client::new();
+    let connected = fixture("chatbrick/contact.connection.connected.store_and_staff.json");
+    let created = fixture("chatbrick/store.created.example.json");
+
+    // The simple case: every event is forwarded and logged.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("simple.log");
+    let mut process = spawn(&dir.path().join("data"), &forward(None), &log).await;
+    let (status, json) = send_chatbrick(&client, process.public, "msg_fwd_1", &connected).await;
+    assert_eq!(status, 200);
+    let id = json["id"].as_str().unwrap().to_owned();
+    let received = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(received[0].headers["webhook-id"], id.as_str());
+    let logged = eventually(Duration::from_secs(10), || {
+        let lines = event_lines(&log);
+        async move { (!lines.is_empty()).then_some(lines) }
+    })
+    .await;
+    assert_eq!(logged, [("contact.connection.connected".to_owned(), id)]);
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+
+    // Routes in the file decide: it logs store events only, and forwarding adds its route.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookline.toml");
+    std::fs::write(
+        &config,
+        "[[routes]]\nhandler = \"log\"\nevents = [\"store.*\"]\n",
+    )
+    .unwrap();
+    let log = dir.path().join("routes.log");
+    let mut process = spawn(&dir.path().join("data"), &forward(Some(&config)), &log).await;
+    let mut ids = Vec::new();
+    for (n, body) in [&connected, &created].into_iter().enumerate() {
+        let id = format!("msg_fwd_routes_{n}");
+        let (status, json) = send_chatbrick(&client, process.public, &id, body).await;
+        assert_eq!(status, 200);
+        ids.push(json["id"].as_str().unwrap().to_owned());
+    }
+    sink.wait_for(3, Duration::from_secs(20)).await;
+    let logged = eventually(Duration::from_secs(10), || {
+        let lines = event_lines(&log);
+        async move { (!lines.is_empty()).then_some(lines) }
+    })
+    .await;
+    assert_eq!(logged, [("store.created".to_owned(), ids[1].clone())]);
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signs_with_the_configured_secrets_and_finds_its_own_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hookline.log");
+    let extra = [(
+        "HOOKLINE_LIVEDESK_SECRET",
+        "chatwoot-secret-0123456789".to_string(),
+    )];
+    let mut process = spawn(&dir.path().join("data"), &extra, &log).await;
+    // The configuration of the server, as an operator has it in the environment; no --secret,
+    // and for liveDesk no --url either (it is made from HOOKLINE_LISTEN and the token).
+    let configured = |command: &mut Command| {
+        command
+            .env_clear()
+            .env("HOOKLINE_LISTEN", process.public.to_string())
+            .env("HOOKLINE_CHATBRICK_SECRET", SECRET)
+            .env("HOOKLINE_LIVEDESK_TOKEN", TOKEN)
+            .env("HOOKLINE_LIVEDESK_SECRET", "chatwoot-secret-0123456789");
+    };
+    let chatbrick_url = url(process.public, "/webhooks/chatbrick");
+    for args in [
+        &[
+            "send",
+            "chatbrick",
+            "store.created",
+            "--url",
+            &chatbrick_url,
+        ][..],
+        &["send", "chatbrick", "account.created"][..],
+        &["send", "livedesk", "message_created"][..],
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookline"));
+        configured(command.args(args));
+        let output = command.output().unwrap();
+        let said = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        assert!(
+            said.starts_with("200 ") && said.contains("accepted"),
+            "{said}"
+        );
+    }
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
 }

@@ -582,6 +582,10 @@ async fn the_logged_client_is_the_forwarded_one_only_behind_a_trusted_proxy() {
         logged_client(&untrusted.log, &request_id).await,
         "127.0.0.1"
     );
+    // Every line either hookline wrote is one JSON object without a key written twice.
+    for stack in [&trusted, &untrusted] {
+        assert!(!strict_json_log(&stack.log).is_empty());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,4 +700,5 @@ async fn metrics_count_accepted_duplicate_and_forged_requests() {
     ] {
         assert!(metric(&after, name, &[]) >= 3.0, "{name}\n{after}");
     }
+    assert!(!strict_json_log(&stack.log).is_empty());
 }

@@ -35,6 +35,14 @@ impl FileHandler {
     }
 }
 
+impl FileHandler {
+    /// Why [`FileHandler::open`] would fail (its directory or the file not writable by us), found
+    /// out without creating either: what `check-config` runs in its place.
+    pub fn check(path: &Path) -> Result<(), crate::writable::Unwritable> {
+        crate::writable::file_problem(path).map_or(Ok(()), Err)
+    }
+}
+
 /// The line written for one event.
 fn line(event: &Envelope) -> Vec<u8> {
     #[derive(serde::Serialize)]

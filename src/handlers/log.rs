@@ -38,7 +38,8 @@ impl Handler for LogHandler {
             store = ids.store.as_deref(),
             account = ids.account.as_deref(),
             conversation = ids.conversation.as_deref(),
-            message = ids.message.as_deref(),
+            // Not `message`: that key is the line's own text in JSON logs.
+            message_id = ids.message.as_deref(),
             name = personal.name.as_deref(),
             content = personal.content.as_deref(),
             undecodable = event.decode_error.as_deref(),

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{TimeDelta, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -20,6 +21,7 @@ use super::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, Router as EventRouter};
 use crate::envelope::Sources;
+use crate::intake::Intake;
 use crate::store::{EventFilter, Store, StoreError};
 
 /// What the admin routes need.
@@ -37,11 +39,20 @@ pub struct AdminState {
     token: Option<Arc<str>>,
     /// Renders `/metrics`.
     metrics: Option<PrometheusHandle>,
+    /// Intake, whose readiness `/metrics` reports.
+    intake: Arc<Intake>,
+    /// `store.max_size`, reported beside the store's size.
+    max_size: u64,
 }
 
 impl AdminState {
     /// Builds the state from the configuration; installs the metrics recorder.
-    pub fn new(config: &Config, store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> Self {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        dispatcher: Arc<Dispatcher>,
+        intake: Arc<Intake>,
+    ) -> Self {
         AdminState {
             store,
             router: Arc::new(EventRouter::new(&config.routes)),
@@ -49,6 +60,8 @@ impl AdminState {
             dispatcher,
             token: config.admin.token.as_deref().map(Arc::from),
             metrics: crate::metrics::install(),
+            intake,
+            max_size: config.store.max_size,
         }
     }
 }
@@ -140,15 +153,7 @@ impl IntoResponse for AdminError {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
-    // Delivery counts are read at scrape time so that the gauges are never stale.
-    match state.store.counts().await {
-        Ok(counts) => {
-            crate::metrics::deliveries("pending", counts.pending);
-            crate::metrics::deliveries("inflight", counts.inflight);
-            crate::metrics::deliveries("dead", counts.dead);
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot read delivery counts for /metrics"),
-    }
+    scrape_time_gauges(&state).await;
     match &state.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -160,6 +165,33 @@ async fn metrics(State(state): State<AdminState>) -> Response {
             Json(json!({ "error": "metrics recorder not installed" })),
         )
             .into_response(),
+    }
+}
+
+/// The gauges read at scrape time, so that they are never stale: delivery counts, the age of
+/// the oldest waiting delivery, the store's size, readiness. One that cannot be read keeps its
+/// last value (and the failure is logged); readiness then says what is wrong.
+async fn scrape_time_gauges(state: &AdminState) {
+    crate::metrics::ready(state.intake.is_ready());
+    match state.store.counts().await {
+        Ok(counts) => {
+            crate::metrics::deliveries("pending", counts.pending);
+            crate::metrics::deliveries("inflight", counts.inflight);
+            crate::metrics::deliveries("dead", counts.dead);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read delivery counts for /metrics"),
+    }
+    match state.store.oldest_waiting().await {
+        Ok(oldest) => {
+            let age = oldest.map_or(TimeDelta::zero(), |since| Utc::now() - since);
+            crate::metrics::oldest_waiting(age.to_std().unwrap_or_default());
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the backlog's age for /metrics"),
+    }
+    match state.store.size().await {
+        Ok(Some(bytes)) => crate::metrics::store_size(bytes, state.max_size),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the store's size for /metrics"),
     }
 }
 

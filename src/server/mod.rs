@@ -5,6 +5,7 @@
 //! [`Handler`]s and routes.
 
 pub(crate) mod admin;
+mod assemble;
 pub(crate) mod client_ip;
 pub(crate) mod http;
 mod panics;
@@ -26,17 +27,16 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigError, HandlerConfig, RouteConfig};
+use crate::config::{Config, ConfigError, RouteConfig};
 use crate::dispatch::{Dispatcher, HandlerEntry, RetryPolicy, Router as EventRouter};
-use crate::handlers::file::FileHandler;
-use crate::handlers::forward::ForwardHandler;
-use crate::handlers::log::LogHandler;
 use crate::handlers::Handler;
 use crate::intake::Intake;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::sources::Endpoints;
 use crate::store::{SqliteStore, Store, StoreError};
 
+pub use assemble::Plan;
+use assemble::{assemble, Mode, Parts};
 use client_ip::TrustedProxies;
 
 /// Why hookline could not start.
@@ -49,13 +49,24 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} ({setting}): {source}{}", in_use_hint(source))]
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// The setting it comes from.
+        setting: &'static str,
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// What to do when the address is taken: the usual case, another hookline still running.
+fn in_use_hint(error: &std::io::Error) -> &'static str {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        "; another process (another hookline?) listens there: stop it, or choose another port"
+    } else {
+        ""
+    }
 }
 
 /// Builds a hookline server from a configuration plus handlers and routes given in code.
@@ -102,28 +113,45 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs every check [`ServerBuilder::start`] runs, the same code, and keeps nothing open:
+    /// the providers and handlers are built (a `file` handler's path is checked instead of
+    /// created), the data directory is checked, and both listen addresses are bound and let go.
+    /// What `hookline check-config` runs, so that it refuses exactly what `serve` would.
+    pub async fn check(self) -> Result<Plan, StartError> {
+        let Parts { plan, .. } = assemble(self.config, self.handlers, self.routes, Mode::Check)?;
+        if self.store.is_none() {
+            SqliteStore::check(&plan.config.data_dir)?;
+        }
+        drop(bind(plan.config.listen, PUBLIC)?);
+        drop(bind(plan.config.admin.listen, ADMIN)?);
+        Ok(plan)
+    }
+
     /// Builds everything, binds both listeners and starts serving.
     pub async fn start(self) -> Result<Server, StartError> {
-        let ServerBuilder {
-            mut config,
-            handlers: custom,
-            routes,
-            store,
-        } = self;
-        merge_code_routes(&mut config, routes, &custom)?;
-        let providers = config
-            .sources
-            .build(config.tolerance, &config.allowed_ips)?;
-        let store: Arc<dyn Store> = match store {
-            Some(store) => store,
-            None => Arc::new(SqliteStore::open(
-                &config.data_dir,
-                config.store.synchronous,
-                config.store.max_size,
-            )?),
+        let Parts {
+            plan,
+            providers,
+            handlers,
+        } = assemble(self.config, self.handlers, self.routes, Mode::Start)?;
+        for warning in &plan.warnings {
+            tracing::warn!(target: "hookline::startup", "{warning}");
+        }
+        let config = plan.config.clone();
+        let (store, store_shown): (Arc<dyn Store>, String) = match self.store {
+            Some(store) => (store, "given in code".into()),
+            None => (
+                Arc::new(SqliteStore::open(
+                    &config.data_dir,
+                    config.store.synchronous,
+                    config.store.max_size,
+                )?),
+                format!(
+                    "SQLite in {}",
+                    SqliteStore::db_path(&config.data_dir).display()
+                ),
+            ),
         };
-        let mut handlers = configured_handlers(&config)?;
-        handlers.extend(custom);
         let dispatcher = Arc::new(Dispatcher::new(
             store.clone(),
             crate::sources::all(),
@@ -133,76 +161,13 @@ impl ServerBuilder {
             config.delivery.shutdown_grace,
         ));
         let intake = Arc::new(build_intake(&config, store.clone(), dispatcher.clone()));
-        let public = bind(config.listen)?;
-        let admin = bind(config.admin.listen)?;
+        let public = bind(config.listen, PUBLIC)?;
+        let admin = bind(config.admin.listen, ADMIN)?;
         let listeners = Listeners { public, admin };
-        Ok(Server::spawn(
-            config, providers, store, intake, dispatcher, listeners,
-        ))
+        let server = Server::spawn(config, providers, store, intake, dispatcher, listeners);
+        plan.log_started(server.public_addr, server.admin_addr, &store_shown);
+        Ok(server)
     }
-}
-
-/// Adds routes given in code to the configuration and checks them against all handlers.
-fn merge_code_routes(
-    config: &mut Config,
-    routes: Vec<RouteConfig>,
-    custom: &[HandlerEntry],
-) -> Result<(), ConfigError> {
-    if !routes.is_empty() {
-        let implicit_default = config.routes.len() == 1
-            && config.routes[0].name.is_none()
-            && config.routes[0].handler == crate::config::LOG_HANDLER;
-        if implicit_default {
-            config.routes.clear();
-        }
-        config.routes.extend(routes);
-    }
-    for route in &config.routes {
-        let known = config.handlers.contains_key(&route.handler)
-            || custom.iter().any(|(name, _, _)| *name == route.handler);
-        if !known {
-            return Err(ConfigError::Invalid(format!(
-                "route {:?} refers to handler {:?}, which is neither configured nor added in code",
-                route.name(),
-                route.handler
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Instantiates the handlers of `[handlers]`.
-fn configured_handlers(config: &Config) -> Result<Vec<HandlerEntry>, ConfigError> {
-    config
-        .handlers
-        .iter()
-        .map(|(name, handler_config)| {
-            let invalid = |e: String| ConfigError::Invalid(format!("handler {name:?}: {e}"));
-            let handler: Arc<dyn Handler> = match handler_config {
-                HandlerConfig::Log {
-                    include_personal, ..
-                } => Arc::new(LogHandler {
-                    include_personal: *include_personal,
-                }),
-                HandlerConfig::Forward {
-                    url,
-                    secret,
-                    format,
-                    timeout,
-                    retry_client_errors,
-                    ..
-                } => Arc::new(
-                    ForwardHandler::new(url, secret, *format, *timeout, *retry_client_errors)
-                        .map_err(|e| invalid(e.to_string()))?,
-                ),
-                HandlerConfig::File { path, .. } => Arc::new(
-                    FileHandler::open(path)
-                        .map_err(|e| invalid(format!("cannot open {}: {e}", path.display())))?,
-                ),
-            };
-            Ok((name.clone(), handler, handler_config.concurrency()))
-        })
-        .collect()
 }
 
 /// Assembles the intake state.
@@ -227,7 +192,13 @@ fn build_intake(config: &Config, store: Arc<dyn Store>, dispatcher: Arc<Dispatch
 /// each of those connections waits that second.
 const LISTEN_BACKLOG: u32 = 4096;
 
-fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+/// The settings of the two listen addresses, for [`StartError::Bind`].
+const PUBLIC: &str = "HOOKLINE_LISTEN";
+/// See [`PUBLIC`].
+const ADMIN: &str = "HOOKLINE_ADMIN_LISTEN";
+
+/// Binds a listener on `addr`, which `setting` configures.
+fn bind(addr: SocketAddr, setting: &'static str) -> Result<TcpListener, StartError> {
     let listen = || {
         let socket = match addr {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -239,7 +210,11 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         socket.bind(addr)?;
         socket.listen(LISTEN_BACKLOG)
     };
-    listen().map_err(|source| StartError::Bind { addr, source })
+    listen().map_err(|source| StartError::Bind {
+        addr,
+        setting,
+        source,
+    })
 }
 
 /// The two bound listeners.
@@ -287,7 +262,8 @@ impl Server {
             shutdown.clone(),
             grace,
         ));
-        let admin_state = admin::AdminState::new(&config, store.clone(), dispatcher.clone());
+        let admin_state =
+            admin::AdminState::new(&config, store.clone(), dispatcher.clone(), intake.clone());
         listeners.spawn(http::serve(
             admin,
             admin::router(admin_state),
@@ -301,8 +277,6 @@ impl Server {
             workers.spawn(crate::metrics::upkeep(handle, shutdown.clone()));
         }
         workers.spawn(prune_loop(store, config.clone(), shutdown));
-        // Its own target, so that it can be enabled alone (tests read the bound ports from it).
-        tracing::info!(target: "hookline::startup", listen = %public_addr, admin = %admin_addr, "hookline started");
         Server {
             public_addr,
             admin_addr,
@@ -454,7 +428,7 @@ mod tests {
         // past tokio's 1024 wherever the kernel allows it.
         let queued = somaxconn.min(LISTEN_BACKLOG).min(1200);
         allow_open_files(queued as u64 + 100);
-        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap(), PUBLIC).unwrap();
         let addr = listener.local_addr().unwrap();
         // Nobody accepts: every connection must complete in the kernel's queue.
         let clients: Vec<std::net::TcpStream> = (0..queued)

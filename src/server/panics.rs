@@ -48,7 +48,7 @@ fn internal_error() -> Response {
 }
 
 /// The panic's message, when it is text (what `panic!` with a message carries).
-fn message(panic: &(dyn Any + Send)) -> &str {
+pub(super) fn message(panic: &(dyn Any + Send)) -> &str {
     panic
         .downcast_ref::<&str>()
         .copied()

@@ -21,7 +21,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Installs the global log subscriber: `config.filter`, as text or JSON lines on stdout.
+/// Installs the global log subscriber: `config.filter`, as text or JSON lines on stdout. With
+/// JSON, a panic is logged as a JSON line too (see [`log_panic`]).
 pub fn init_logging(config: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.filter).unwrap_or_else(|e| {
         eprintln!(
@@ -36,11 +37,37 @@ pub fn init_logging(config: &LogConfig) {
         .with_ansi(std::io::stdout().is_terminal());
     match config.format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
+        LogFormat::Json => {
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .init();
+            std::panic::set_hook(Box::new(log_panic));
+        }
     }
+}
+
+/// The panic hook with JSON logs: the panic as an `error` line of target `hookline::panic`,
+/// instead of the default hook's plain text on stderr that a log shipper cannot parse. It runs
+/// on the panicking thread, so a panic while a request is handled carries the request's span
+/// (a panic there is also answered 500 and counted, see `panics.rs`).
+fn log_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let location = info
+        .location()
+        .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+    let thread = std::thread::current();
+    // Only when RUST_BACKTRACE asks for one, as the default hook does.
+    let backtrace = std::backtrace::Backtrace::capture();
+    let backtrace = (backtrace.status() == std::backtrace::BacktraceStatus::Captured)
+        .then(|| backtrace.to_string());
+    tracing::error!(
+        target: "hookline::panic",
+        panic = super::panics::message(info.payload()),
+        location,
+        thread = thread.name().unwrap_or("unnamed"),
+        backtrace,
+        "panicked"
+    );
 }

@@ -41,8 +41,8 @@ pub(super) const SECRET_PREFIX: &str = "whsk_";
 pub struct Key {
     /// The decoded key, ready to use.
     pub(super) material: Material,
-    /// What `Debug` and [`Key::masked`] show: computed once, from the prefix, at most four base64
-    /// characters and the key length.
+    /// What `Debug` and [`Key::masked`] show: computed once, from the prefix, the key length and
+    /// a short fingerprint; never a character of the key.
     pub(super) masked: String,
 }
 
@@ -64,19 +64,27 @@ pub(super) enum SigningMaterial {
     Ed25519(SigningKey),
 }
 
-/// Why a key's text could not be used; the message names the prefix but never the key.
+/// Why a key's text could not be used. The message says what was expected and what is wrong,
+/// and never quotes any part of the key: not a character, not where a bad one sits (the base64
+/// decoder's own errors do both, so they are not passed on).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// Nothing after the prefix, usually an unset environment variable.
     #[error("empty key after `{0}`")]
     Empty(&'static str),
-    /// The part after the prefix is not standard base64.
-    #[error("key after `{prefix}` is not valid base64: {reason}")]
+    /// Text an example file asks to replace (`<…>`, or words separated by spaces), not a key.
+    #[error(
+        "this is a placeholder, not a key (it contains `<`, `>` or a space): paste the signing \
+         secret itself (`whsec_` followed by base64, as ChatBrick shows it)"
+    )]
+    Placeholder,
+    /// The part after the prefix, or the whole text when it has none, is not standard base64.
+    #[error("{}", base64_problem(.prefix, *.prefixed))]
     Base64 {
-        /// The key's prefix, to tell which kind of key was meant.
+        /// The key's prefix, to tell which kind of key was meant (`whsec_` when it has none).
         prefix: &'static str,
-        /// What the base64 decoder rejected.
-        reason: base64::DecodeError,
+        /// Whether the text started with that prefix (else it was taken for bare base64).
+        prefixed: bool,
     },
     /// An ed25519 key of the wrong size, often a key of another kind given the wrong prefix.
     #[error("`{prefix}` key must decode to {expected} bytes, got {actual}")]
@@ -104,16 +112,34 @@ impl FromStr for Key {
     /// whitespace, such as a newline from a secret file, is ignored.
     fn from_str(text: &str) -> Result<Self, KeyError> {
         let text = text.trim();
+        if text.contains(['<', '>']) || text.contains(char::is_whitespace) {
+            return Err(KeyError::Placeholder);
+        }
         let (prefix, encoded) = split_prefix(text);
         if encoded.is_empty() {
             return Err(KeyError::Empty(prefix));
         }
-        let bytes = BASE64
-            .decode(encoded)
-            .map_err(|reason| KeyError::Base64 { prefix, reason })?;
+        let bytes = BASE64.decode(encoded).map_err(|_| KeyError::Base64 {
+            prefix,
+            prefixed: encoded.len() < text.len(),
+        })?;
         let material = Material::from_bytes(prefix, &bytes)?;
-        let masked = mask(prefix, encoded, bytes.len());
+        let masked = mask(prefix, &bytes);
         Ok(Key { material, masked })
+    }
+}
+
+/// What is wrong with a key that is not base64, without quoting any of it.
+fn base64_problem(prefix: &str, prefixed: bool) -> String {
+    if prefixed {
+        format!(
+            "the part after `{prefix}` is not valid base64 (expected `{prefix}` followed by \
+             standard base64: letters, digits, `+`, `/`, and `=` at the end)"
+        )
+    } else {
+        "it has no `whsec_`, `whpk_` or `whsk_` prefix and is not valid base64 either (a \
+         ChatBrick signing secret is `whsec_` followed by base64, as ChatBrick shows it)"
+            .to_owned()
     }
 }
 
@@ -125,15 +151,14 @@ fn split_prefix(text: &str) -> (&'static str, &str) {
         .unwrap_or((HMAC_PREFIX, text))
 }
 
-/// The masked form of a key: its prefix, the first four base64 characters when the key is long
-/// enough for that to reveal little (16 characters or more), and its length in bytes.
-fn mask(prefix: &str, encoded: &str, len: usize) -> String {
-    let shown = if encoded.len() >= 16 {
-        encoded.get(..4).unwrap_or_default()
-    } else {
-        ""
-    };
-    format!("{prefix}{shown}…({len} bytes)")
+/// The masked form of a key: its prefix, its length in bytes and a short fingerprint of the
+/// decoded key, enough to tell the keys of a rotation apart and nothing of the key itself.
+fn mask(prefix: &str, bytes: &[u8]) -> String {
+    format!(
+        "{prefix}…({} bytes, fingerprint {})",
+        bytes.len(),
+        crate::settings::fingerprint(bytes)
+    )
 }
 
 impl Material {
@@ -196,8 +221,8 @@ pub(crate) fn hmac_sha256(key: &[u8]) -> HmacSha256 {
 }
 
 impl Key {
-    /// The key as it may appear in logs and error messages: prefix, at most four base64
-    /// characters, and length, e.g. `whsec_MfKQ…(24 bytes)`.
+    /// The key as it may appear in logs and error messages: prefix, length and fingerprint, e.g.
+    /// `whsec_…(24 bytes, fingerprint 3f2a)`.
     pub fn masked(&self) -> String {
         self.masked.clone()
     }

@@ -339,23 +339,66 @@ fn public_key_cannot_sign() {
 fn debug_and_masked_do_not_leak() {
     let secret_part = SECRET.trim_start_matches("whsec_");
     let k = key(SECRET);
-    assert_eq!(k.masked(), "whsec_MfKQ…(24 bytes)");
+    // Prefix, length and a fingerprint (SHA-256 of the decoded key), not a character of the key.
+    assert_eq!(k.masked(), "whsec_…(24 bytes, fingerprint f74e)");
     let outputs = [
         format!("{k:?}"),
         format!("{:?}", verifier(&[SECRET, SECRET_2])),
         format!("{:?}", Signer::new(key(SECRET)).unwrap()),
     ];
     for output in outputs {
-        assert!(output.contains("whsec_MfKQ…"), "{output}");
+        assert!(
+            output.contains("whsec_…(24 bytes, fingerprint "),
+            "{output}"
+        );
         assert!(!output.contains(secret_part), "{output}");
-        assert!(!output.contains(&secret_part[..8]), "{output}");
+        assert!(!output.contains(&secret_part[..4]), "{output}");
         assert!(!output.contains("C2FVsBQIhrsc"), "{output}");
     }
 }
 
 #[test]
 fn short_keys_show_no_characters() {
-    assert_eq!(key("whsec_c2hvcnQ=").masked(), "whsec_…(5 bytes)");
+    assert_eq!(
+        key("whsec_c2hvcnQ=").masked(),
+        "whsec_…(5 bytes, fingerprint f9b0)"
+    );
+}
+
+#[test]
+fn key_errors_quote_nothing_of_the_key() {
+    // A bad character, a bad length and placeholders: the decoder's own messages name the
+    // character and its offset; ours say what was expected. (Random-looking values, so that no
+    // word of the message matches a piece of them by chance.)
+    for (text, expect) in [
+        ("Qx9#Vb7Kp2Wz", "no `whsec_`, `whpk_` or `whsk_` prefix"),
+        (
+            "whsec_Qx9#Vb7Kp2Wz",
+            "the part after `whsec_` is not valid base64",
+        ),
+        (
+            "whsec_Qx9Vb7Kp2",
+            "the part after `whsec_` is not valid base64",
+        ),
+        ("whsec_<Qx9Vb7 Kp2Wz>", "placeholder"),
+        ("<Qx9Vb7Kp2Wz>", "placeholder"),
+    ] {
+        let message = text.parse::<Key>().unwrap_err().to_string();
+        assert!(message.contains(expect), "{text}: {message}");
+        let value = text.trim_start_matches("whsec_");
+        for start in 0..value.len().saturating_sub(2) {
+            let piece = &value[start..start + 3];
+            assert!(
+                !message.contains(piece),
+                "{text}: {message} shows {piece:?}"
+            );
+        }
+    }
+    // The example: no character, no offset, and no claim of a `whsec_` it does not have.
+    let message = "notasecret".parse::<Key>().unwrap_err().to_string();
+    for wrong in ["symbol", "offset", "116", "after `whsec_`"] {
+        assert!(!message.contains(wrong), "{message}");
+    }
 }
 
 #[test]

@@ -54,6 +54,10 @@ pub(crate) trait Endpoints: Send {
     /// secrets masked.
     fn describe(&self) -> Vec<String>;
 
+    /// The webhook URLs to give the provider, one per endpoint that is on, as paths relative to
+    /// the public base path, secrets masked (none when off).
+    fn webhook_urls(&self) -> Vec<WebhookUrl>;
+
     /// The provider's routes (paths relative to the public base path), serving through `intake`.
     fn routes(self: Box<Self>, intake: Arc<Intake>) -> axum::Router;
 }
@@ -164,27 +168,43 @@ pub struct SourceReport {
     pub off: Option<String>,
     /// What it serves, one line per endpoint, secrets masked.
     pub lines: Vec<String>,
+    /// Where to point the provider, one URL per endpoint that is on.
+    pub urls: Vec<WebhookUrl>,
+}
+
+/// A webhook URL to paste into a provider's settings: the first thing an operator needs once
+/// hookline runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    /// Where it goes, e.g. `ChatBrick` or `ChatBrick endpoint "orders"`.
+    pub paste_into: String,
+    /// Its path below the public base path; a secret in it is masked, e.g.
+    /// `/webhooks/livedesk/<token: fingerprint 3f2a, 48 characters>`.
+    pub path: String,
+}
+
+impl WebhookUrl {
+    /// The URL as the provider must be given it: on the public host name, which hookline does
+    /// not know (the proxy in front of it does), under `base_path`.
+    pub fn on_your_host(&self, base_path: &str) -> String {
+        format!("https://<your host>{base_path}{}", self.path)
+    }
 }
 
 impl SourcesConfig {
-    /// Builds every provider exactly as `serve` does and reports what each would serve, or the
-    /// first reason one cannot run.
-    pub fn report(
-        &self,
-        tolerance: Duration,
-        allowed_ips: &std::collections::BTreeMap<String, Vec<ipnet::IpNet>>,
-    ) -> Result<Vec<SourceReport>, ConfigError> {
-        let built = self.build(tolerance, allowed_ips)?;
-        Ok(self
-            .each()
+    /// What each built provider (from [`SourcesConfig::build`], in the same order) serves, for
+    /// `check-config` and the start-up log.
+    pub(crate) fn reports(&self, built: &[Box<dyn Endpoints>]) -> Vec<SourceReport> {
+        self.each()
             .iter()
             .zip(built)
             .map(|(provider, endpoints)| SourceReport {
                 source: provider.source(),
                 off: endpoints.off(),
                 lines: endpoints.describe(),
+                urls: endpoints.webhook_urls(),
             })
-            .collect())
+            .collect()
     }
 
     /// The path prefixes after which a provider's URL carries a secret, masked in logs.

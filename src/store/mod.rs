@@ -364,4 +364,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delivery counts by state.
     async fn counts(&self) -> Result<DeliveryCounts, StoreError>;
+
+    /// When the oldest delivery that still waits to be done (pending or in flight; dead letters
+    /// wait for an operator, not for dispatch) was created or last replayed; `None` when none
+    /// waits. The backlog-age alert watches it: a handler failing or too slow for its load.
+    /// The default, for stores that keep nothing (benchmarks, tests), says none waits; a store
+    /// that keeps deliveries implements it (the conformance suite checks it does).
+    async fn oldest_waiting(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
+    /// The store's size in bytes as it counts toward `store.max_size`, for the alert that warns
+    /// before intake starts answering 503; `None` for a store without such a bound.
+    async fn size(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }

@@ -304,6 +304,45 @@ pub fn hookline_command(data: &Path, log: &Path) -> std::process::Command {
     command
 }
 
+/// A running `hookline` binary and the addresses it bound; killed when dropped, if it still
+/// runs.
+pub struct Process {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its public listener.
+    pub public: SocketAddr,
+    /// Its admin listener.
+    pub admin: SocketAddr,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `command` (from [`hookline_command`], which logs to `log`), reads the addresses it
+/// bound from its "hookline started" line (so no other test can take them in between), and
+/// waits until it is ready; panics with its log if it exits first.
+pub async fn spawn_hookline(mut command: std::process::Command, log: &Path) -> Process {
+    let mut child = command.spawn().expect("hookline binary starts");
+    let (public, admin) = eventually(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("hookline exited ({status}):\n{text}");
+        }
+        async move { started_addresses(&text) }
+    })
+    .await;
+    wait_ready(&reqwest::Client::new(), public, Duration::from_secs(20)).await;
+    Process {
+        child,
+        public,
+        admin,
+    }
+}
+
 /// The public and admin addresses of hookline's "hookline started" log line, text or JSON:
 /// listening on port 0 and reading the ports back means parallel tests never collide.
 pub fn started_addresses(log: &str) -> Option<(SocketAddr, SocketAddr)> {
@@ -332,4 +371,81 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A JSON value read by a parser that refuses an object with the same key twice (serde_json keeps
+/// the last and drops the other, as most log shippers do: a duplicate key loses data).
+pub struct StrictJson(pub serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictJson)
+    }
+}
+
+/// Builds a `serde_json::Value`, failing on a repeated object key.
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON without duplicate keys")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictJson(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictJson(value) = map.next_value()?;
+            if object.insert(key.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
+        }
+        Ok(object.into())
+    }
+}
+
+/// Every complete line of a JSON log file written by a running process (a last line still being
+/// written is left out), each parsed strictly as [`strict_json_lines`] does.
+pub fn strict_json_log(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).expect("log file");
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    strict_json_lines(complete)
+}
+
+/// Every line of a JSON log, each parsed strictly (no duplicate keys, one object per line);
+/// panics naming the first line that is not.
+pub fn strict_json_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| match serde_json::from_str::<StrictJson>(line) {
+            Ok(StrictJson(value)) if value.is_object() => value,
+            Ok(_) => panic!("a log line that is not a JSON object: {line}"),
+            Err(e) => panic!("{e} in log line: {line}"),
+        })
+        .collect()
 }

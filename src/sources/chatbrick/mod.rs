@@ -19,7 +19,7 @@ use chrono::Utc;
 
 use crate::envelope::{Envelope, Source, SourceSpec};
 use crate::intake::{Admission, ClientIp, Intake, Rejection};
-use crate::sources::Endpoints;
+use crate::sources::{Endpoints, WebhookUrl};
 
 pub use config::{ChatbrickConfig, ChatbrickEndpoint};
 pub use event::Event;
@@ -65,6 +65,22 @@ impl Endpoints for Chatbrick {
 
     fn describe(&self) -> Vec<String> {
         self.verifiers.describe()
+    }
+
+    fn webhook_urls(&self) -> Vec<WebhookUrl> {
+        self.verifiers
+            .endpoints()
+            .map(|endpoint| match endpoint {
+                DEFAULT_ENDPOINT => WebhookUrl {
+                    paste_into: "ChatBrick".into(),
+                    path: "/webhooks/chatbrick".into(),
+                },
+                name => WebhookUrl {
+                    paste_into: format!("ChatBrick endpoint {name:?}"),
+                    path: format!("/webhooks/chatbrick/{name}"),
+                },
+            })
+            .collect()
     }
 
     fn routes(self: Box<Self>, intake: Arc<Intake>) -> axum::Router {

@@ -26,7 +26,7 @@ impl Verifiers {
         secrets: &[String],
         tolerance: Duration,
     ) -> Result<(), ConfigError> {
-        let keys = parse_keys(&label(endpoint), secrets)?;
+        let keys = parse_keys(&label(endpoint), &setting(endpoint), secrets)?;
         let masked = keys.iter().map(Key::masked).collect();
         self.described.push((endpoint.to_owned(), masked));
         self.by_endpoint
@@ -42,6 +42,11 @@ impl Verifiers {
     /// Whether an endpoint is configured.
     pub fn contains(&self, endpoint: &str) -> bool {
         self.by_endpoint.contains_key(endpoint)
+    }
+
+    /// The configured endpoints' names, in configuration order.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.described.iter().map(|(endpoint, _)| endpoint.as_str())
     }
 
     /// Whether no endpoint is configured (ChatBrick is off).
@@ -73,14 +78,27 @@ fn label(endpoint: &str) -> String {
     }
 }
 
-/// Parses a list of secrets, naming the setting (never the secret) when one is invalid.
-pub fn parse_keys(setting: &str, secrets: &[String]) -> Result<Vec<Key>, ConfigError> {
+/// Where an endpoint's secrets are set, for error messages.
+fn setting(endpoint: &str) -> String {
+    if endpoint == super::DEFAULT_ENDPOINT {
+        "HOOKLINE_CHATBRICK_SECRET, or `secrets` in [chatbrick]".to_owned()
+    } else {
+        format!("`secrets` of the [[chatbrick.endpoints]] named {endpoint:?}")
+    }
+}
+
+/// Parses a list of secrets; when one is invalid, names the endpoint, the setting and the
+/// secret's position, never its value.
+pub fn parse_keys(label: &str, setting: &str, secrets: &[String]) -> Result<Vec<Key>, ConfigError> {
     secrets
         .iter()
         .enumerate()
         .map(|(i, s)| {
             s.parse::<Key>().map_err(|e| {
-                ConfigError::Invalid(format!("{setting}: secret #{} is invalid: {e}", i + 1))
+                ConfigError::Invalid(format!(
+                    "{label}: secret #{} is invalid ({setting}): {e}",
+                    i + 1
+                ))
             })
         })
         .collect()

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::verify::{ChatwootVerifier, UrlToken};
 use super::{Livedesk, SOURCE};
 use crate::envelope::Source;
-use crate::settings::{masked, ConfigError, Env};
+use crate::settings::{masked, ConfigError, Env, WeakToken};
 use crate::sources::{Endpoints, Provider, Shared};
 
 /// The liveDesk API-channel webhook; off when no token is configured.
@@ -81,7 +81,18 @@ impl Provider for LivedeskConfig {
             .clone()
             .map(UrlToken::new)
             .transpose()
-            .map_err(|e| ConfigError::Invalid(format!("livedesk.token: {e}")))?;
+            .map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "HOOKLINE_LIVEDESK_TOKEN (livedesk.token) cannot be used: {e}"
+                ))
+            })?;
+        if let Some(WeakToken::Placeholder) = self.secret.as_deref().and_then(WeakToken::check) {
+            return Err(ConfigError::Invalid(format!(
+                "HOOKLINE_LIVEDESK_SECRET (livedesk.secret) cannot be used: {}; set the \
+                 channel's Chatwoot signing secret, or leave it empty if liveDesk does not sign",
+                WeakToken::Placeholder
+            )));
+        }
         let chatwoot = self
             .secret
             .clone()

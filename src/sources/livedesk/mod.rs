@@ -21,7 +21,7 @@ use chrono::Utc;
 use crate::envelope::{body_hash_id, Envelope, Source, SourceSpec};
 use crate::intake::{Admission, ClientIp, Intake, Rejection};
 use crate::signature::VerifyError;
-use crate::sources::Endpoints;
+use crate::sources::{Endpoints, WebhookUrl};
 
 pub use config::LivedeskConfig;
 pub use event::Event;
@@ -87,6 +87,16 @@ impl Endpoints for Livedesk {
             None => "livedesk          off (no token)".into(),
         };
         vec![line]
+    }
+
+    fn webhook_urls(&self) -> Vec<WebhookUrl> {
+        self.token
+            .iter()
+            .map(|token| WebhookUrl {
+                paste_into: "liveDesk".into(),
+                path: format!("/webhooks/livedesk/<token: {}>", token.masked()),
+            })
+            .collect()
     }
 
     fn routes(self: Box<Self>, intake: Arc<Intake>) -> axum::Router {

@@ -12,6 +12,7 @@ use axum::http::HeaderMap;
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
+use crate::settings::WeakToken;
 use crate::signature::{fresh_timestamp, header_text, hmac_sha256, HmacSha256, VerifyError};
 
 /// Header holding `sha256=<hex HMAC>`.
@@ -34,26 +35,49 @@ pub enum TokenError {
     /// An empty token would make the URL guessable; usually an unset variable.
     #[error("the liveDesk URL token is empty")]
     Empty,
+    /// The placeholder of an example file (`<openssl rand -hex 24>`), left in.
+    #[error("the liveDesk URL token is a placeholder, not a token (it contains `<` or `>`): {GENERATE}")]
+    Placeholder,
     /// The token must stay one path segment exactly as written, with no percent-encoding
     /// question; hex, base64url and UUIDs all fit.
-    #[error("the liveDesk URL token may contain only ASCII letters, digits, '-' and '_'")]
+    #[error("the liveDesk URL token may contain only ASCII letters, digits, '-' and '_': {GENERATE}")]
     NotUrlSafe,
+    /// The token is all that authenticates liveDesk's requests: a short one can be guessed.
+    #[error("the liveDesk URL token is too short ({0} characters; at least 16): {GENERATE}")]
+    TooShort(usize),
 }
 
+/// How to make a good token, for every [`TokenError`] but `Empty`.
+const GENERATE: &str = "use a long random value, e.g. `openssl rand -hex 24`";
+
 impl UrlToken {
-    /// Accepts any non-empty token of ASCII letters, digits, `-` and `_`.
-    ///
-    /// How long a token should be is a policy for the config layer to warn about, not a reason to
-    /// refuse it here.
+    /// Accepts a token of at least 16 ASCII letters, digits, `-` and `_`, refusing what is
+    /// plainly not one: empty, an example file's placeholder, or short enough to guess.
     pub fn new(token: String) -> Result<Self, TokenError> {
         if token.is_empty() {
             return Err(TokenError::Empty);
+        }
+        if token.contains(['<', '>']) {
+            return Err(TokenError::Placeholder);
         }
         let url_safe = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
         if !token.bytes().all(url_safe) {
             return Err(TokenError::NotUrlSafe);
         }
+        if let Some(WeakToken::TooShort(len)) = WeakToken::check(&token) {
+            return Err(TokenError::TooShort(len));
+        }
         Ok(UrlToken(token))
+    }
+
+    /// The token as it may be shown (the start-up line's webhook URL): a fingerprint and its
+    /// length, e.g. `fingerprint 3f2a, 48 characters`; never a character of it.
+    pub fn masked(&self) -> String {
+        format!(
+            "fingerprint {}, {} characters",
+            crate::settings::fingerprint(self.0.as_bytes()),
+            self.0.len()
+        )
     }
 
     /// Whether the path segment from a request is this token.
@@ -295,6 +319,17 @@ mod tests {
             );
         }
         assert!(UrlToken::new("3f2a9c1e-7b4d-4e2a-9c1e-0123456789ab".to_owned()).is_ok());
+        assert_eq!(
+            UrlToken::new("<openssl rand -hex 24>".to_owned()).unwrap_err(),
+            TokenError::Placeholder
+        );
+        assert_eq!(
+            UrlToken::new("abc".to_owned()).unwrap_err(),
+            TokenError::TooShort(3)
+        );
+        assert!(UrlToken::new("0123456789abcdef".to_owned()).is_ok());
+        let advice = TokenError::TooShort(3).to_string();
+        assert!(advice.contains("openssl rand -hex 24"), "{advice}");
     }
 
     #[test]

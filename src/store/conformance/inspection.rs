@@ -300,3 +300,34 @@ pub async fn deliveries_are_counted_by_state(fixture: &dyn Fixture) {
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.pending, counts.inflight, counts.dead), (2, 1, 1));
 }
+
+/// The oldest delivery still waiting to be done is reported by when it was created: pending and
+/// in-flight deliveries count, delivered ones and dead letters do not.
+pub async fn the_oldest_waiting_delivery_is_reported(fixture: &dyn Fixture) {
+    let store = fixture.open().await;
+    assert_eq!(store.oldest_waiting().await.unwrap(), None);
+    let before = millis_ago(TimeDelta::zero());
+    insert_pending(&*store, "m1", "a").await;
+    let after = Utc::now();
+    let oldest = store.oldest_waiting().await.unwrap().expect("one waits");
+    assert!(
+        before <= oldest && oldest <= after,
+        "{oldest} not in {before}..{after}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let busy = vec![route("busy", "b", DeliveryStart::Claimed(LEASE))];
+    store
+        .insert(&event("m2", TimeDelta::zero()), busy)
+        .await
+        .unwrap();
+    assert_eq!(store.oldest_waiting().await.unwrap(), Some(oldest));
+
+    // The first is done: the in-flight one is the oldest now.
+    attempt_once(&*store, "a", attempt(200, None), NextStep::Delivered).await;
+    let next = store.oldest_waiting().await.unwrap().expect("one waits");
+    assert!(next > oldest, "{next} after {oldest}");
+    // A dead letter waits for an operator, not for dispatch.
+    insert_pending(&*store, "m3", "k").await;
+    attempt_once(&*store, "k", attempt(500, None), NextStep::Dead).await;
+    assert_eq!(store.oldest_waiting().await.unwrap(), Some(next));
+}

@@ -114,6 +114,7 @@ macro_rules! store_conformance {
             inspection::dead_letters_are_listed_newest_first_and_filtered,
             inspection::an_unknown_event_has_no_detail,
             inspection::deliveries_are_counted_by_state,
+            inspection::the_oldest_waiting_delivery_is_reported,
             prune::prune_keeps_ids_for_dedupe_drops_bodies_and_spares_unfinished_work,
             prune::ids_are_kept_as_long_as_bodies,
             prune::work_in_flight_or_waiting_to_retry_is_never_pruned,

@@ -8,10 +8,12 @@
 //! `replay`, `prune`, `reads`), on top of `schema`, `filters` and `rows`.
 
 mod attempts;
+mod backup;
 mod batch_thread;
 mod error;
 mod filters;
 mod insert;
+mod lock;
 mod millis;
 mod prune;
 mod queue;
@@ -24,14 +26,18 @@ mod wal_sync;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+pub use self::backup::Copied;
 use self::error::Failure;
 use self::insert::EventRow;
+use self::lock::{DataDirLock, LockError};
 use self::millis::now_ms;
 use self::reader::Reader;
 use self::writer::Writer;
@@ -62,6 +68,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// Connection for inspector reads, beside the writer thanks to WAL.
     reader: Reader,
+    /// The data directory's lock: no other hookline opens this inbox while a clone lives.
+    _lock: Arc<DataDirLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -71,14 +79,19 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `hookline.db` in `dir` and starts the writer thread.
+    /// Opens (creating if needed) `hookline.db` in `dir` and starts the writer thread, once it
+    /// holds the data directory's lock (refused while another hookline holds it).
     pub fn open(dir: &Path, synchronous: Synchronous, max_size: u64) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
+        std::fs::create_dir_all(dir).map_err(|e| error::cannot_open(dir, &e))?;
+        let lock = DataDirLock::acquire(dir).map_err(|e| match e {
+            LockError::Held { .. } => StoreError::Unavailable(e.to_string()),
+            LockError::Io { source, .. } => error::cannot_open(dir, &source),
         })?;
         let path = Self::db_path(dir);
-        let (writer, reader) = open_connections(&path, max_size)
-            .map_err(|e| e.into_store_error(&format!("open {}", path.display())))?;
+        let (writer, reader) = open_connections(&path, max_size).map_err(|e| match e {
+            Failure::Database(e) => error::cannot_open(dir, &e),
+            Failure::Refused(e) => e,
+        })?;
         let fsync_wal_of = match synchronous {
             Synchronous::Full => Some(path.as_path()),
             Synchronous::Normal => None,
@@ -88,7 +101,20 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             reader: Reader::new(reader),
+            _lock: Arc::new(lock),
         })
+    }
+
+    /// Whether [`SqliteStore::open`] could open the inbox in `dir` now, found out without
+    /// creating or changing anything: what `check-config` runs in its place.
+    pub fn check(dir: &Path) -> Result<(), StoreError> {
+        if let Some(problem) = error::open_problem(dir) {
+            return Err(StoreError::Unavailable(format!(
+                "cannot open the inbox in {}: {problem}",
+                dir.display()
+            )));
+        }
+        DataDirLock::check_free(dir).map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     /// The database file inside a data directory.
@@ -241,6 +267,17 @@ impl Store for SqliteStore {
 
     async fn counts(&self) -> Result<DeliveryCounts, StoreError> {
         self.reader.read("count deliveries", reads::counts).await
+    }
+
+    async fn oldest_waiting(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.reader
+            .read("find the oldest waiting delivery", reads::oldest_waiting)
+            .await
+    }
+
+    async fn size(&self) -> Result<Option<u64>, StoreError> {
+        let size = self.reader.read("read the inbox's size", reads::size).await;
+        size.map(Some)
     }
 }
 

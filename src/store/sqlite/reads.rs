@@ -1,11 +1,13 @@
 //! The read-only queries, run on the [`super::reader::Reader`] connection: the inspector's
 //! listings and event detail, and the delivery counts of metrics and readiness.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::attempts;
 use super::error::Failure;
 use super::filters::{select_filtered, FilterSql, DEAD};
+use super::millis::from_ms;
 use super::rows::{delivery_from_row, summary_from_row, summary_select, DELIVERY_SELECT};
 use super::schema::open_delivery;
 use crate::store::{DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary};
@@ -15,6 +17,14 @@ pub(super) const COUNT_OPEN: &str = concat!(
     "SELECT state, COUNT(*) FROM deliveries WHERE ",
     open_delivery!(),
     " GROUP BY state"
+);
+
+/// The creation (or last replay) of the oldest delivery still waiting to be done. The first
+/// condition is the partial index's, so that only open deliveries are read.
+pub(super) const OLDEST_WAITING: &str = concat!(
+    "SELECT MIN(since) FROM deliveries WHERE ",
+    open_delivery!(),
+    " AND state IN ('pending', 'inflight')"
 );
 
 /// Events matching `filter`, newest first.
@@ -95,4 +105,22 @@ pub(super) fn counts(conn: &Connection) -> Result<DeliveryCounts, Failure> {
         }
     }
     Ok(counts)
+}
+
+/// See [`OLDEST_WAITING`].
+pub(super) fn oldest_waiting(conn: &Connection) -> Result<Option<DateTime<Utc>>, Failure> {
+    let since: Option<i64> = conn
+        .prepare_cached(OLDEST_WAITING)?
+        .query_row([], |r| r.get(0))?;
+    Ok(since.map(from_ms))
+}
+
+/// The database file's size as SQLite counts it toward `max_page_count`: pages × page size.
+pub(super) fn size(conn: &Connection) -> Result<u64, Failure> {
+    let bytes: i64 = conn.query_row(
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(bytes.max(0) as u64)
 }

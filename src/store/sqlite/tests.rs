@@ -11,7 +11,7 @@ use chrono::{TimeDelta, Utc};
 
 use super::filters::DEAD;
 use super::queue::{EXPEDITE, RELEASE_LEASES, SELECT_DUE};
-use super::reads::COUNT_OPEN;
+use super::reads::{COUNT_OPEN, OLDEST_WAITING};
 use super::rows::DELIVERY_SELECT;
 use super::schema::SCHEMA;
 use super::{open_connection, SqliteStore, Synchronous};
@@ -56,6 +56,7 @@ fn open_queries_use_the_partial_index() {
         RELEASE_LEASES,
         EXPEDITE,
         COUNT_OPEN,
+        OLDEST_WAITING,
         &dead_letters,
     ] {
         let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

@@ -180,7 +180,12 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        crate::metrics::commit_batch(batch.len());
+        // Events per commit: intake's jobs only, and only commits that carry any (bookkeeping
+        // such as claims and attempt records commits without a request waiting on it).
+        let events = batch.iter().filter(|job| job.durable()).count();
+        if events > 0 {
+            crate::metrics::commit_batch(events);
+        }
         match commit_together(&mut conn, &mut batch) {
             Err(BatchError::Job(e)) if batch.len() > 1 => {
                 // One job's database error must not fail the others: commit each on its own.

@@ -32,6 +32,9 @@ pub mod admin_client;
 pub mod config;
 pub(crate) mod dispatch;
 pub mod envelope;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handlers;
 pub(crate) mod intake;
 pub mod metrics;

@@ -206,7 +206,11 @@ fn configured_handlers(config: &Config) -> Result<Vec<HandlerEntry>, ConfigError
 }
 
 /// Assembles the intake state.
-fn build_intake(config: &Config, store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> Intake {
+pub(crate) fn build_intake(
+    config: &Config,
+    store: Arc<dyn Store>,
+    dispatcher: Arc<Dispatcher>,
+) -> Intake {
     Intake {
         body_limit: config.body_limit,
         body_timeout: config.request_timeout,
@@ -339,7 +343,7 @@ impl Server {
 }
 
 /// The public routes, under the base path: every provider's, and health.
-fn public_router(
+pub(crate) fn public_router(
     config: &Config,
     providers: Vec<Box<dyn Endpoints>>,
     intake: Arc<Intake>,

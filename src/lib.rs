@@ -34,6 +34,9 @@ pub(crate) mod client_error;
 pub mod config;
 pub(crate) mod dispatch;
 pub mod envelope;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handlers;
 pub(crate) mod intake;
 pub mod metrics;

@@ -479,6 +479,22 @@ fn quirk_not_json_is_error() {
     }
 }
 
+/// Found by fuzz/fuzz_targets/decode_chatbrick.rs: serde's derived structs read an array of
+/// their fields in order, so `[""]` decoded as an event of type "" and `["store.created", …]`
+/// as a store event.
+#[test]
+fn an_array_of_the_fields_is_not_an_event() {
+    for body in [
+        &b"[\"\"] "[..],
+        br#"["coupon.redeemed", {}]"#,
+        br#"["store.created", {"store": {"id": "s1", "name": "n"}, "timestamps": {}, "timestampsMs": {}}]"#,
+    ] {
+        let err = Event::decode(body).unwrap_err().to_string();
+        assert!(err.contains("expected a JSON object"), "{err}");
+        assert_eq!(peek_type(body), None);
+    }
+}
+
 #[test]
 fn quirk_missing_optional_fields_are_none() {
     let event = decode_json(connection(

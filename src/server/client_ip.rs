@@ -28,6 +28,10 @@ impl TrustedProxies {
 
     /// The client address: the peer, or when the peer is trusted, the nearest address in the
     /// forwarding chain (right to left) that is not itself a trusted proxy.
+    ///
+    /// A hop that cannot be read (`for=unknown`, an obfuscated `for=_hidden`, garbage) ends the
+    /// walk at the trusted proxy that wrote it: whatever stands to its left came from a client
+    /// that proxy could not name, and believing it would let that client pick its address.
     pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
         let peer_ip = canonical(peer.ip());
         if !self.trusts(peer_ip) {
@@ -36,6 +40,9 @@ impl TrustedProxies {
         let chain = forwarded_chain(headers);
         let mut client = peer_ip;
         for hop in chain.into_iter().rev() {
+            let Some(hop) = hop else {
+                break;
+            };
             client = hop;
             if !self.trusts(hop) {
                 break;
@@ -53,28 +60,25 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The addresses of the forwarding chain, leftmost (original client) first: from `Forwarded`
-/// (RFC 7239) when present, else from `X-Forwarded-For`. Unparsable entries end the chain.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<IpAddr> {
-    let forwarded: Vec<&str> = headers
-        .get_all("forwarded")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
-            .flat_map(|v| v.split(','))
-            .filter_map(forwarded_for)
-            .collect();
-    }
+/// The hops of the forwarding chain, leftmost (original client) first, `None` for a hop that
+/// cannot be read (which ends the chain, see [`TrustedProxies::client_ip`]): from `Forwarded`
+/// (RFC 7239) when present, else from `X-Forwarded-For`. A header value that is not text is one
+/// unreadable hop.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let (name, hop): (_, fn(&str) -> Option<IpAddr>) = if headers.contains_key("forwarded") {
+        ("forwarded", forwarded_for)
+    } else {
+        ("x-forwarded-for", |entry| {
+            parse_ip(entry.trim()).map(canonical)
+        })
+    };
     headers
-        .get_all("x-forwarded-for")
+        .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|entry| parse_ip(entry.trim()))
-        .map(canonical)
+        .flat_map(|value| match value.to_str() {
+            Ok(text) => text.split(',').map(hop).collect(),
+            Err(_) => vec![None],
+        })
         .collect()
 }
 
@@ -106,6 +110,7 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn proxies(list: &[&str]) -> TrustedProxies {
         TrustedProxies::new(list.iter().map(|s| s.parse().unwrap()).collect())
@@ -167,6 +172,52 @@ mod tests {
         assert_eq!(
             trusted.client_ip(peer("127.0.0.1"), &h).to_string(),
             "2001:db8::1"
+        );
+    }
+
+    /// Found by fuzz/fuzz_targets/client_ip.rs: `unknown` and other unreadable hops were
+    /// skipped, so a client could put its chosen address left of a proxy's `for=unknown`.
+    #[test]
+    fn a_hop_that_cannot_be_read_ends_the_chain() {
+        let trusted = proxies(&["127.0.0.1/32", "10.0.0.0/8"]);
+        let client = |pairs: &[(&'static str, &'static str)]| {
+            trusted
+                .client_ip(peer("127.0.0.1"), &headers(pairs))
+                .to_string()
+        };
+        let xff = [
+            ("x-forwarded-for", "10.0.0.3, 10.0.0.2"),
+            ("x-forwarded-for", "unknown"),
+        ];
+        assert_eq!(client(&xff), "127.0.0.1");
+        assert_eq!(
+            client(&[("forwarded", "for=6.6.6.6, for=unknown")]),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            client(&[("forwarded", "for=6.6.6.6, for=_hidden, for=10.0.0.2")]),
+            "10.0.0.2"
+        );
+        assert_eq!(
+            client(&[("x-forwarded-for", "6.6.6.6, , 10.0.0.2")]),
+            "10.0.0.2"
+        );
+        // Unreadable hops left of the client are the client's business.
+        assert_eq!(
+            client(&[("x-forwarded-for", "garbage, 198.51.100.7, 10.0.0.2")]),
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn a_forwarded_value_that_is_not_text_is_an_unreadable_hop() {
+        let trusted = proxies(&["127.0.0.1/32"]);
+        let mut map = headers(&[("forwarded", "for=6.6.6.6")]);
+        map.append("forwarded", HeaderValue::from_bytes(b"for=\xff").unwrap());
+        map.append("x-forwarded-for", HeaderValue::from_static("9.9.9.9"));
+        assert_eq!(
+            trusted.client_ip(peer("127.0.0.1"), &map).to_string(),
+            "127.0.0.1"
         );
     }
 

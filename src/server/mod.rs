@@ -171,7 +171,11 @@ impl ServerBuilder {
 }
 
 /// Assembles the intake state.
-fn build_intake(config: &Config, store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> Intake {
+pub(crate) fn build_intake(
+    config: &Config,
+    store: Arc<dyn Store>,
+    dispatcher: Arc<Dispatcher>,
+) -> Intake {
     Intake {
         body_limit: config.body_limit,
         body_timeout: config.request_timeout,
@@ -313,7 +317,7 @@ impl Server {
 }
 
 /// The public routes, under the base path: every provider's, and health.
-fn public_router(
+pub(crate) fn public_router(
     config: &Config,
     providers: Vec<Box<dyn Endpoints>>,
     intake: Arc<Intake>,

@@ -14,6 +14,7 @@
 use std::{fmt, time::Duration};
 
 use axum::http::HeaderMap;
+use base64::engine::general_purpose::STANDARD as CANONICAL_BASE64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer as _};
 use hmac::{digest::Output, Hmac, Mac};
@@ -159,12 +160,17 @@ enum Entry {
 impl Entry {
     /// Parses `version,base64`; unknown versions and malformed entries give `None` and are
     /// skipped, as the spec requires.
+    ///
+    /// The base64 must be canonical, padding included, as every Standard Webhooks signer writes
+    /// it (and the reference libraries require). Keys are read leniently because people paste
+    /// them; an entry read leniently would accept a signature with its `=` changed into the
+    /// space or tab that header parsing trims, a request that no sender made.
     fn parse(entry: &str) -> Option<Self> {
         let (version, encoded) = entry.split_once(',')?;
         match version {
-            "v1" => BASE64.decode(encoded).ok().map(Entry::V1),
+            "v1" => CANONICAL_BASE64.decode(encoded).ok().map(Entry::V1),
             "v1a" => {
-                let bytes = BASE64.decode(encoded).ok()?;
+                let bytes = CANONICAL_BASE64.decode(encoded).ok()?;
                 Signature::from_slice(&bytes).ok().map(Entry::V1a)
             }
             _ => None,

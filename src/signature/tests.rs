@@ -157,6 +157,24 @@ fn unknown_versions_and_malformed_entries_are_skipped() {
     assert!(verifier(&[SECRET]).verify(&svix(&header), BODY, TS).is_ok());
 }
 
+/// Found by tests/signature_differential.rs: the first vector's `=` flipped into a tab (which
+/// header parsing trims) was accepted, because entries were decoded as leniently as keys.
+#[test]
+fn an_entry_without_its_padding_is_refused() {
+    for (keys, entry) in [(SECRET, ENTRY), (PUBLIC, ENTRY_V1A)] {
+        let flipped = entry.replacen('=', "\t", 1);
+        let unpadded = entry.trim_end_matches('=');
+        for header in [flipped.as_str(), unpadded] {
+            assert_eq!(
+                verifier(&[keys]).verify(&svix(header), BODY, TS),
+                Err(VerifyError::BadSignature),
+                "{header:?}"
+            );
+        }
+        assert!(verifier(&[keys]).verify(&svix(entry), BODY, TS).is_ok());
+    }
+}
+
 #[test]
 fn only_wrong_entries_is_bad_signature() {
     let header = format!("v1,{} v1,{}", BASE64.encode([1u8; 32]), &ENTRY_2[3..]);

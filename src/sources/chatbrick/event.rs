@@ -9,8 +9,12 @@
 //! where both an absent key and `null` mean `None`. Empty-string URLs also mean `None`. Each such
 //! quirk is read by a lenient deserializer that liveDesk's events share (`sources::lenient`).
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -88,6 +92,34 @@ struct TypeOnly {
     event_type: String,
 }
 
+/// A JSON object read as `T`. serde's derived structs also accept an array of their fields in
+/// order, so without this `["store.created", {…}]` would decode as an event, a body no sender
+/// sends and whose `type` a route condition could not see.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
+}
+
+/// Hands a JSON object, and nothing else, to `T`'s own deserializer.
+struct ObjectVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map))
+    }
+}
+
 /// Only the `data` of a body, re-read on failure so the error's line and column are the body's.
 #[derive(Deserialize)]
 struct DataOnly<T> {
@@ -101,7 +133,7 @@ impl Event {
     /// Fails only when the body is not a JSON object with a string `type`, or when a documented
     /// type's `data` does not fit the types here. Unknown types become [`Event::Other`].
     pub fn decode(body: &[u8]) -> Result<Event, DecodeError> {
-        let wire: Wire<'_> = serde_json::from_slice(body).map_err(|err| {
+        let Object::<Wire<'_>>(wire) = serde_json::from_slice(body).map_err(|err| {
             DecodeError(format!(
                 "not a ChatBrick event (a JSON object with a string `type`): {err}"
             ))
@@ -205,9 +237,9 @@ impl ProviderEvent for Event {
 /// The `type` string of a body even when full decoding fails, so undecodable bodies can still be
 /// routed. `None` when the body is not a JSON object with a string `type`.
 pub fn peek_type(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<TypeOnly>(body)
+    serde_json::from_slice::<Object<TypeOnly>>(body)
         .ok()
-        .map(|t| t.event_type)
+        .map(|Object(t)| t.event_type)
 }
 
 /// Reads `data` as `T`; on failure re-reads the whole body so that the error's line and column

@@ -2,13 +2,15 @@
 //!
 //! One writer thread owns the write connection and commits every write in batches (`writer`);
 //! with `synchronous = full` intake is answered after hookline's own fsync of the WAL
-//! (`wal_sync`). Reads for the inspector go through a separate connection, which WAL lets run
+//! (`wal_sync`). Between batches it merges new event ids into the dedupe index (`dedupe`,
+//! through `upkeep`). Reads for the inspector go through a separate connection, which WAL lets run
 //! beside the writer (`reader`). The [`Store`] methods below only say which of the two runs
 //! what; the SQL lives in the modules named after what it does (`insert`, `queue`, `attempts`,
 //! `replay`, `prune`, `reads`), on top of `schema`, `filters` and `rows`.
 
 mod attempts;
 mod batch_thread;
+mod dedupe;
 mod error;
 mod filters;
 mod insert;
@@ -20,6 +22,7 @@ mod reads;
 mod replay;
 mod rows;
 mod schema;
+mod upkeep;
 mod wal_sync;
 mod writer;
 
@@ -30,10 +33,12 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+use self::dedupe::{EventIds, SharedIds};
 use self::error::Failure;
 use self::insert::EventRow;
 use self::millis::now_ms;
 use self::reader::Reader;
+use self::upkeep::StoreUpkeep;
 use self::writer::Writer;
 use super::{
     AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary,
@@ -62,6 +67,8 @@ pub struct SqliteStore {
     writer: Writer,
     /// Connection for inspector reads, beside the writer thanks to WAL.
     reader: Reader,
+    /// The ids of recent events, which the insert and prune jobs use on the writer thread.
+    ids: SharedIds,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -77,17 +84,20 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let path = Self::db_path(dir);
-        let (writer, reader) = open_connections(&path, max_size)
-            .map_err(|e| e.into_store_error(&format!("open {}", path.display())))?;
+        let opening = |e: Failure| e.into_store_error(&format!("open {}", path.display()));
+        let (writer, reader) = open_connections(&path, max_size).map_err(opening)?;
+        let ids = SharedIds::new(EventIds::load(&writer).map_err(|e| opening(e.into()))?);
         let fsync_wal_of = match synchronous {
             Synchronous::Full => Some(path.as_path()),
             Synchronous::Normal => None,
         };
-        let writer = Writer::start(writer, fsync_wal_of)
-            .map_err(|e| StoreError::Unavailable(format!("cannot start store threads: {e}")))?;
+        let threads = |e| StoreError::Unavailable(format!("cannot start store threads: {e}"));
+        let upkeep = StoreUpkeep { ids: ids.clone() };
+        let writer = Writer::start(writer, fsync_wal_of, Box::new(upkeep)).map_err(threads)?;
         Ok(SqliteStore {
             writer,
             reader: Reader::new(reader),
+            ids,
         })
     }
 
@@ -135,9 +145,10 @@ impl Store for SqliteStore {
         deliveries: Vec<NewDelivery>,
     ) -> Result<InsertOutcome, StoreError> {
         let row = EventRow::from(envelope);
+        let ids = self.ids.clone();
         self.writer
             .write_durable("insert an event", move |tx| {
-                insert::insert_event(tx, &row, &deliveries)
+                insert::insert_event(tx, &mut ids.lock(), &row, &deliveries)
             })
             .await
     }
@@ -236,7 +247,7 @@ impl Store for SqliteStore {
         dedupe_window: Duration,
         retention: Duration,
     ) -> Result<PruneStats, StoreError> {
-        prune::prune(&self.writer, dedupe_window, retention).await
+        prune::prune(&self.writer, &self.ids, dedupe_window, retention).await
     }
 
     async fn counts(&self) -> Result<DeliveryCounts, StoreError> {

@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension};
 
 use super::attempts;
+use super::dedupe::seq_of_id;
 use super::error::Failure;
 use super::filters::{select_filtered, FilterSql, DEAD};
 use super::rows::{delivery_from_row, summary_from_row, summary_select, DELIVERY_SELECT};
@@ -52,9 +53,12 @@ pub(super) fn dead_letters(
 
 /// One event with its body, its deliveries and their attempts.
 pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<EventDetail>, Failure> {
+    let Some(seq) = seq_of_id(conn, id)? else {
+        return Ok(None);
+    };
     let found = conn
-        .prepare_cached(&format!("{} WHERE e.id = ?1", summary_select()))?
-        .query_row([id], summary_from_row)
+        .prepare_cached(&format!("{} WHERE e.seq = ?1", summary_select()))?
+        .query_row([seq], summary_from_row)
         .optional()?;
     let Some(summary) = found else {
         return Ok(None);

@@ -2,14 +2,16 @@
 //!
 //! One writer thread owns the write connection and commits every write in batches (`writer`);
 //! with `synchronous = full` intake is answered after hookline's own fsync of the WAL
-//! (`wal_sync`). Between batches it merges new event ids into the dedupe index (`dedupe`,
-//! through `upkeep`). Reads for the inspector go through a separate connection, which WAL lets run
+//! (`wal_sync`). Between batches it merges new event ids into the dedupe index (`dedupe`) and
+//! finishes the WAL checkpoints a thread of their own runs (`checkpoint`, both through
+//! `upkeep`). Reads for the inspector go through a separate connection, which WAL lets run
 //! beside the writer (`reader`). The [`Store`] methods below only say which of the two runs
 //! what; the SQL lives in the modules named after what it does (`insert`, `queue`, `attempts`,
 //! `replay`, `prune`, `reads`), on top of `schema`, `filters` and `rows`.
 
 mod attempts;
 mod batch_thread;
+mod checkpoint;
 mod dedupe;
 mod error;
 mod filters;
@@ -33,6 +35,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+use self::checkpoint::Checkpoints;
 use self::dedupe::{EventIds, SharedIds};
 use self::error::Failure;
 use self::insert::EventRow;
@@ -45,10 +48,6 @@ use super::{
     InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
 };
 use crate::envelope::Envelope;
-
-/// WAL pages (4 KiB) after which a commit checkpoints: about 256 MiB of WAL on disk (more only
-/// while a long inspector read keeps a checkpoint from completing).
-const WAL_CHECKPOINT_PAGES: u32 = 65536;
 
 /// SQLite durability trade-off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -92,7 +91,11 @@ impl SqliteStore {
             Synchronous::Normal => None,
         };
         let threads = |e| StoreError::Unavailable(format!("cannot start store threads: {e}"));
-        let upkeep = StoreUpkeep { ids: ids.clone() };
+        let (checkpoints, writer) = Checkpoints::start(&path, writer).map_err(threads)?;
+        let upkeep = StoreUpkeep {
+            ids: ids.clone(),
+            checkpoints,
+        };
         let writer = Writer::start(writer, fsync_wal_of, Box::new(upkeep)).map_err(threads)?;
         Ok(SqliteStore {
             writer,
@@ -123,17 +126,13 @@ fn open_connections(path: &Path, max_size: u64) -> Result<(Connection, Connectio
 
 /// Opens a connection in WAL mode. Commits do not fsync by themselves (`NORMAL`): with
 /// `synchronous = full` hookline fsyncs the WAL itself before acknowledging (see `wal_sync`).
-///
-/// A checkpoint runs inside the commit that crosses [`WAL_CHECKPOINT_PAGES`] and stalls that
-/// batch, so they are spaced far apart: with 64 connections only the requests in flight at a
-/// stall wait, and fewer stalls keep them out of the p99 (docs/performance.md).
+/// No connection checkpoints when it commits: a thread of its own does (see `checkpoint`).
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.execute_batch(&format!(
+    conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096;
-         PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};"
-    ))?;
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096; PRAGMA wal_autocheckpoint = 0;",
+    )?;
     Ok(conn)
 }
 

@@ -14,7 +14,8 @@ use super::queue::{EXPEDITE, RELEASE_LEASES, SELECT_DUE};
 use super::reads::COUNT_OPEN;
 use super::rows::DELIVERY_SELECT;
 use super::schema::{self, SCHEMA};
-use super::{open_connection, SqliteStore, Synchronous};
+use super::{checkpoint, open_connection, SqliteStore, Synchronous};
+use crate::envelope::Envelope;
 use crate::store::conformance::{attempt, attempt_once, event, outcomes, route, to, Fixture};
 use crate::store::{DeliveryStart, InsertOutcome, NextStep, Store, SuccessRecord};
 
@@ -253,4 +254,60 @@ async fn opening_an_inbox_with_unique_event_ids_moves_them_to_the_dedupe_index()
         0
     );
     assert_eq!(count("PRAGMA user_version"), schema::VERSION);
+}
+
+/// Checkpoints run beside the writer (`checkpoint`): once the WAL holds more than
+/// `CHECKPOINT_AT` frames, its pages are copied into the database file and the WAL starts over,
+/// so that inserting more stops growing it.
+#[tokio::test]
+async fn a_wal_past_the_checkpoint_threshold_is_copied_and_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Synchronous::Normal, 0).unwrap();
+    let path = SqliteStore::db_path(dir.path());
+    let size = |suffix: &str| {
+        let file = format!("{}{suffix}", path.display());
+        std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)
+    };
+    // 64 KiB bodies: 17 frames each, so a few thousand events fill the WAL past the threshold.
+    let body = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    let mut sent = 0;
+    let mut insert = |count: usize| {
+        let events: Vec<Envelope> = (sent..sent + count)
+            .map(|n| {
+                let e = event(&format!("m{n}"), TimeDelta::zero());
+                Envelope::restore(
+                    e.source,
+                    e.endpoint,
+                    e.provider_id,
+                    e.event_type,
+                    e.received_at,
+                    None,
+                    body.clone(),
+                )
+            })
+            .collect();
+        sent += count;
+        let store = store.clone();
+        async move {
+            for e in &events {
+                store.insert(e, Vec::new()).await.unwrap();
+            }
+        }
+    };
+    let threshold = u64::from(checkpoint::CHECKPOINT_AT) * 4096;
+    insert(1200).await;
+    assert!(size("-wal") > threshold, "{} bytes of WAL", size("-wal"));
+    // Every further round that finds the WAL no larger shows it started over; without
+    // checkpoints each round of 200 events would grow it by 13 MiB.
+    let mut rounds = 0;
+    loop {
+        let before = size("-wal");
+        insert(200).await;
+        rounds += 1;
+        if size("-wal") == before {
+            break;
+        }
+        assert!(rounds < 50, "the WAL keeps growing: {} bytes", size("-wal"));
+    }
+    assert!(size("") > threshold / 2, "copied into the database file");
 }

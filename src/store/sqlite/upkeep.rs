@@ -1,9 +1,10 @@
 //! What the writer thread does between batches: merging new event ids into the dedupe index
-//! (`dedupe`). It must not hold up a batch's callers, so it runs after the batch is answered or
-//! handed to the fsync threads.
+//! (`dedupe`) and its part of the WAL checkpoints (`checkpoint`). Neither may hold up a
+//! batch's callers, so both run after the batch is answered or handed to the fsync threads.
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::checkpoint::Checkpoints;
 use super::dedupe::SharedIds;
 use super::error::Failure;
 use super::writer::Upkeep;
@@ -12,6 +13,8 @@ use super::writer::Upkeep;
 pub(super) struct StoreUpkeep {
     /// The ids the insert and prune jobs share.
     pub(super) ids: SharedIds,
+    /// The writer's side of checkpointing.
+    pub(super) checkpoints: Checkpoints,
 }
 
 impl Upkeep for StoreUpkeep {
@@ -23,6 +26,7 @@ impl Upkeep for StoreUpkeep {
         if self.ids.lock().wants_merge() {
             merge_a_slice(conn, &self.ids);
         }
+        self.checkpoints.between_batches(conn);
     }
 }
 

@@ -8,6 +8,7 @@
 //! WAL, one per batch rather than per request (see [`WalSync`]). Between batches the thread
 //! does its [`Upkeep`].
 
+use std::ops::DerefMut;
 use std::path::Path;
 
 use rusqlite::{Connection, Transaction};
@@ -47,11 +48,14 @@ impl Writer {
     /// Starts the writer thread on `conn`. With `fsync_wal_of`, the database whose WAL it is,
     /// durable jobs are answered only once hookline has fsynced that WAL after their commit;
     /// without, as soon as they are committed.
-    pub(super) fn start(
-        conn: Connection,
+    pub(super) fn start<C>(
+        conn: C,
         fsync_wal_of: Option<&Path>,
         upkeep: Box<dyn Upkeep>,
-    ) -> std::io::Result<Self> {
+    ) -> std::io::Result<Self>
+    where
+        C: DerefMut<Target = Connection> + Send + 'static,
+    {
         let syncer = match fsync_wal_of {
             Some(db) => Some(WalSync::start(db.to_path_buf(), FSYNC_THREADS)?),
             None => None,
@@ -181,8 +185,8 @@ where
 
 /// The writer thread: batch, run, commit, then reply or hand durable jobs to the syncers, then
 /// upkeep, until every sender is gone.
-fn writer_loop(
-    mut conn: Connection,
+fn writer_loop<C: DerefMut<Target = Connection>>(
+    mut conn: C,
     mut queue: mpsc::Receiver<Box<dyn WriteJob>>,
     syncer: Option<WalSync<dyn WriteJob>>,
     mut upkeep: Box<dyn Upkeep>,
@@ -197,7 +201,7 @@ fn writer_loop(
             }
         }
         crate::metrics::commit_batch(batch.len());
-        let conn = &mut conn;
+        let conn = &mut *conn;
         match commit_together(conn, &mut batch, &mut *upkeep) {
             Err(BatchError::Job(e)) if batch.len() > 1 => {
                 // One job's database error must not fail the others: commit each on its own.
@@ -216,6 +220,9 @@ fn writer_loop(
         }
         upkeep.between_batches(conn);
     }
+    // The connection goes before the upkeep, which may hold what SQLite calls back into.
+    drop(conn);
+    drop(upkeep);
 }
 
 /// Why a batch did not commit: because of one job (the others may succeed alone), or because

@@ -146,8 +146,15 @@ impl Hookline {
         max_concurrent: Option<usize>,
         log_name: &str,
     ) -> Result<Hookline, String> {
-        let mut hookline =
-            Hookline::spawn(ctx, variant, data_dir, forward, max_concurrent, log_name)?;
+        let mut hookline = Hookline::spawn(
+            ctx,
+            variant,
+            data_dir,
+            forward,
+            max_concurrent,
+            log_name,
+            None,
+        )?;
         hookline
             .child
             .wait_ready(hookline.public, "/readyz", READY_TIMEOUT)
@@ -155,7 +162,8 @@ impl Hookline {
         Ok(hookline)
     }
 
-    /// Starts hookline as [`Hookline::start`] does, without waiting until it is ready.
+    /// Starts hookline as [`Hookline::start`] does, without waiting until it is ready; with
+    /// `program`, that executable instead of the benchmark's hookline.
     pub fn spawn(
         ctx: &Context,
         variant: Variant,
@@ -163,6 +171,7 @@ impl Hookline {
         forward: Option<SocketAddr>,
         max_concurrent: Option<usize>,
         log_name: &str,
+        program: Option<&Path>,
     ) -> Result<Hookline, String> {
         let public = child::free_port()?;
         let admin = child::free_port()?;
@@ -174,7 +183,10 @@ impl Hookline {
                 std::env::current_exe().map_err(|e| format!("cannot locate myself: {e}"))?,
                 vec!["--null-store-server".to_owned()],
             ),
-            Variant::NoFsync | Variant::Durable => (ctx.hookline.clone(), vec!["serve".into()]),
+            Variant::NoFsync | Variant::Durable => (
+                program.unwrap_or(&ctx.hookline).to_path_buf(),
+                vec!["serve".into()],
+            ),
         };
         let child = ChildProc::spawn(Spawn {
             name: &variant.name(Ids::Ordered),

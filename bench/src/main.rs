@@ -97,9 +97,14 @@ struct Args {
     /// start it again and time its first 2xx; 0 skips them.
     #[arg(long, default_value_t = 0)]
     recovery: usize,
-    /// WAL the recovery run fills before the kill, in MiB of frames.
-    #[arg(long, default_value_t = 256.0)]
+    /// WAL the recovery run fills before the kill, in MiB of frames: 64 is where hookline
+    /// starts to checkpoint (older builds: 256).
+    #[arg(long, default_value_t = 64.0)]
     recovery_wal_mb: f64,
+    /// The hookline that fills the WAL before the kill (default: the one measured), e.g. an
+    /// older build, to time the restart of an upgrade.
+    #[arg(long, value_name = "PATH")]
+    recovery_fill_with: Option<PathBuf>,
     /// Concurrent keep-alive HTTP/1.1 connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -243,7 +248,9 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
             "recovery: {} kills with {} MiB of WAL, each timed to the first 2xx after the restart",
             args.recovery, args.recovery_wal_mb
         ));
-        report.recovery = Some(recovery::run(&ctx, args.recovery_wal_mb, args.recovery).await?);
+        let fill_with = args.recovery_fill_with.as_deref();
+        let wal_mb = args.recovery_wal_mb;
+        report.recovery = Some(recovery::run(&ctx, wal_mb, args.recovery, fill_with).await?);
     }
     if args.overload_limit > 0 {
         progress(&format!(

@@ -2,9 +2,11 @@
 //! WAL behind.
 //!
 //! Each round starts hookline on a fresh data dir, sends events until its `-wal` file holds
-//! `--recovery-wal-mb` of frames (the default, 256 MiB, is where the store checkpoints), kills it
-//! with `SIGKILL` at once, starts it again on the same data dir and times, from that start, the
-//! first 2xx to a new event and the first 200 of `/readyz`. SQLite must read the whole WAL
+//! `--recovery-wal-mb` of frames, kills it with `SIGKILL` at once, starts it again on the same
+//! data dir and times, from that start, the first 2xx to a new event and the first 200 of
+//! `/readyz`. hookline checkpoints in the background from 64 MiB of WAL on, so its WAL rarely
+//! holds much more; `--recovery-fill-with` fills it with another build (one that checkpointed
+//! at 256 MiB, say), to time the restart of an upgrade after a crash. SQLite must read the whole WAL
 //! back before the store can commit (it rebuilds its index of the frames); anything the start
 //! does on top, such as copying the WAL into the database file before answering, shows in the
 //! time and in the database file's growth.
@@ -36,11 +38,17 @@ const ANSWER_LIMIT: Duration = Duration::from_secs(120);
 /// Pause between attempts while the restarted hookline does not answer yet.
 const RETRY_EVERY: Duration = Duration::from_millis(1);
 
-/// Runs `rounds` kills and restarts with a WAL of `wal_mb` MiB.
-pub async fn run(ctx: &Context, wal_mb: f64, rounds: usize) -> Result<RecoveryResult, String> {
+/// Runs `rounds` kills and restarts with a WAL of `wal_mb` MiB, filled by `fill_with` (default:
+/// the hookline measured).
+pub async fn run(
+    ctx: &Context,
+    wal_mb: f64,
+    rounds: usize,
+    fill_with: Option<&Path>,
+) -> Result<RecoveryResult, String> {
     let mut results = Vec::with_capacity(rounds);
     for nth in 0..rounds {
-        results.push(one_round(ctx, wal_mb, nth).await?);
+        results.push(one_round(ctx, wal_mb, nth, fill_with).await?);
     }
     let median = median_index(&results, |r| r.first_2xx_ms)
         .map(|at| results[at].first_2xx_ms)
@@ -53,21 +61,31 @@ pub async fn run(ctx: &Context, wal_mb: f64, rounds: usize) -> Result<RecoveryRe
 }
 
 /// Fills, kills, restarts and times one round.
-async fn one_round(ctx: &Context, wal_mb: f64, nth: usize) -> Result<RecoveryRound, String> {
+async fn one_round(
+    ctx: &Context,
+    wal_mb: f64,
+    nth: usize,
+    fill_with: Option<&Path>,
+) -> Result<RecoveryRound, String> {
     let label = format!("recovery-{nth}");
     let data = ctx.scratch.path.join(&label);
     let wal = data.join("hookline.db-wal");
     let db = data.join("hookline.db");
     let frames = (wal_mb * 1024.0 * 1024.0 / 4096.0).ceil() as u64;
-    let mut hookline = Hookline::start(
+    let fill_log = format!("hookline-{label}-fill.log");
+    let mut hookline = Hookline::spawn(
         ctx,
         Variant::Durable,
         &data,
         None,
         None,
-        &format!("hookline-{label}-fill.log"),
-    )
-    .await?;
+        &fill_log,
+        fill_with,
+    )?;
+    hookline
+        .child
+        .wait_ready(hookline.public, "/readyz", ANSWER_LIMIT)
+        .await?;
     let requests =
         Arc::new(ctx.prepare_n((frames * REQUESTS_PER_FRAME) as usize, &label, Ids::Ordered));
     let acknowledged = fill_then_kill(
@@ -81,14 +99,9 @@ async fn one_round(ctx: &Context, wal_mb: f64, nth: usize) -> Result<RecoveryRou
     let (wal_mb_at_kill, db_mb_at_kill) = (mib(&wal), mib(&db));
     let probes = ctx.prepare_n(1000, &format!("{label}-probe"), Ids::Ordered);
     let started = Instant::now();
-    let mut restarted = Hookline::spawn(
-        ctx,
-        Variant::Durable,
-        &data,
-        None,
-        None,
-        &format!("hookline-{label}-restart.log"),
-    )?;
+    let restart_log = format!("hookline-{label}-restart.log");
+    let mut restarted =
+        Hookline::spawn(ctx, Variant::Durable, &data, None, None, &restart_log, None)?;
     let ready = tokio::spawn(time_until_ready(restarted.public, started));
     let first_2xx = first_2xx(&mut restarted.child, restarted.public, &probes, started).await?;
     let db_mb_at_first_2xx = mib(&db);

@@ -221,6 +221,14 @@ pub fn store_size(bytes: u64, max: u64) {
     gauge!("hookline_store_max_size_bytes").set(max as f64);
 }
 
+/// One WAL checkpoint of the store and how long it took: `by` the store's background
+/// checkpointer (most of the copying), or by its writer (the last few frames, which lets the
+/// WAL start over).
+pub fn checkpoint(by: &'static str, elapsed: Duration) {
+    histogram!("hookline_store_checkpoint_duration_seconds", "by" => by)
+        .record(elapsed.as_secs_f64());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

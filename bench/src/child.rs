@@ -168,7 +168,7 @@ impl ChildProc {
     }
 
     /// Kills the child (SIGKILL) and reaps it.
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -240,7 +240,7 @@ pub struct ScratchDir {
     /// The directory.
     pub path: PathBuf,
     /// Leave it in place (for inspection).
-    keep: bool,
+    pub keep: bool,
 }
 
 impl ScratchDir {

@@ -1,14 +1,12 @@
 //! What every run of the benchmark shares: the hookline binary, pinning, the load's shape, the
-//! signing key and the scratch directory. main builds it from the arguments; the runs read it.
+//! signing keys and the scratch directory. main builds it from the arguments; the runs read it.
 
 use std::path::PathBuf;
 
-use hookline::signature::Signer;
-
 use crate::child::ScratchDir;
-use crate::load::{self, Prepared};
+use crate::requests::{Ids, LoadShape, Prepared};
 
-/// What every run needs: where hookline is, how to pin, the load's shape, the signing key.
+/// What every run needs: where hookline is, how to pin, the load's shape, the signing keys.
 #[derive(Debug)]
 pub struct Context {
     /// The hookline executable.
@@ -23,8 +21,12 @@ pub struct Context {
     pub warmup: usize,
     /// The `whsec_` key hookline is configured with.
     pub secret: String,
-    /// Signs the requests.
-    pub signer: Signer,
+    /// The liveDesk signing secret hookline is configured with.
+    pub livedesk_secret: String,
+    /// What the requests are and how they are signed.
+    pub shape: LoadShape,
+    /// The kinds of provider ids to measure, ordered ones first.
+    pub ids: Vec<Ids>,
     /// Data directories and logs of this run.
     pub scratch: ScratchDir,
     /// Makes message ids unique across runs (process id and time).
@@ -32,9 +34,14 @@ pub struct Context {
 }
 
 impl Context {
-    /// Signs the warm-up and measured requests of one server's run.
-    pub fn prepare(&self, label: &str) -> Vec<Prepared> {
+    /// Signs the warm-up and measured requests of one server's run, with `ids`.
+    pub fn prepare(&self, label: &str, ids: Ids) -> Vec<Prepared> {
+        self.prepare_n(self.warmup + self.requests, label, ids)
+    }
+
+    /// Signs `count` requests with `ids`, unique to `label` in this run.
+    pub fn prepare_n(&self, count: usize, label: &str, ids: Ids) -> Vec<Prepared> {
         let prefix = format!("{}-{label}", self.nonce);
-        load::prepare(self.warmup + self.requests, &prefix, &self.signer)
+        self.shape.prepare(count, &prefix, ids)
     }
 }

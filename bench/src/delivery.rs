@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::context::Context;
 use crate::intake::{Hookline, Variant};
 use crate::load::{self, PhaseStats};
+use crate::requests::Ids;
 use crate::results::{DeliveryResult, MemorySeries};
 use crate::rss::{self, Sampler};
 use crate::servers::{Sink, SinkState};
@@ -143,11 +144,7 @@ async fn fill_backlog(
         "hookline-fill.log",
     )
     .await?;
-    let requests = Arc::new(load::prepare(
-        events,
-        &format!("{}-dlv", ctx.nonce),
-        &ctx.signer,
-    ));
+    let requests = Arc::new(ctx.prepare_n(events, "dlv", Ids::Ordered));
     let conns = load::connect_all(hookline.public, ctx.connections).await?;
     let (conns, stats) = load::phase(conns, hookline.public, &requests, 0..events).await;
     drop(conns);

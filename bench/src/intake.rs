@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::child::{self, ChildProc, Spawn};
 use crate::context::Context;
-use crate::load::{self, Conn, PhaseStats, Prepared};
+use crate::load::{self, Conn, PhaseStats};
+use crate::requests::{Ids, Prepared};
 use crate::results::{CpuShares, StoreCounters, TargetResult};
 use crate::rss::{self, CpuMeter, Memory, Sampler};
 use crate::stats::round;
@@ -39,7 +40,7 @@ pub async fn baseline(ctx: &Context, nth: usize) -> Result<TargetResult, String>
         log: ctx.scratch.path.join(format!("baseline-{nth}.log")),
     })?;
     server.wait_ready(addr, "/readyz", READY_TIMEOUT).await?;
-    let requests = Arc::new(ctx.prepare(&format!("base{nth}")));
+    let requests = Arc::new(ctx.prepare(&format!("base{nth}"), Ids::Ordered));
     let result = measure(ctx, "baseline (axum, 204)", &mut server, addr, &requests).await?;
     server.terminate(STOP_TIMEOUT).await?;
     Ok(result)
@@ -59,12 +60,16 @@ pub enum Variant {
 }
 
 impl Variant {
-    /// The name in the table and the JSON.
-    pub fn name(self) -> &'static str {
-        match self {
+    /// The name in the table and the JSON; runs with random ids say so.
+    pub fn name(self, ids: Ids) -> String {
+        let name = match self {
             Variant::NoStore => "hookline (no store)",
             Variant::NoFsync => "hookline (no fsync)",
             Variant::Durable => "hookline (durable)",
+        };
+        match ids {
+            Ids::Ordered => name.to_owned(),
+            Ids::Random => name.replace(')', ", random ids)"),
         }
     }
 
@@ -86,24 +91,25 @@ impl Variant {
     }
 }
 
-/// Runs the load against hookline in `variant`, default routes, a fresh data dir (`nth` round:
-/// names it, its log and the message ids; the data dir is removed afterwards unless
-/// `keep_data`).
+/// Runs the load with `ids` against hookline in `variant`, default routes, a fresh data dir
+/// (`nth` round: names it, its log and the message ids; the data dir is removed afterwards
+/// unless `keep_data`).
 pub async fn hookline(
     ctx: &Context,
     variant: Variant,
+    ids: Ids,
     nth: usize,
     keep_data: bool,
 ) -> Result<TargetResult, String> {
-    let label = format!("{}-{nth}", variant.label());
+    let label = format!("{}-{}-{nth}", variant.label(), ids.name());
     let data = ctx.scratch.path.join(&label);
     let log = format!("hookline-{label}.log");
     let mut hookline = Hookline::start(ctx, variant, &data, None, None, &log).await?;
     tokio::time::sleep(IDLE_SETTLE).await;
     let idle = rss::memory(hookline.child.pid()).ok_or("hookline exited before the load")?;
-    let requests = Arc::new(ctx.prepare(&label));
-    let name = variant.name();
-    let mut result = measure(ctx, name, &mut hookline.child, hookline.public, &requests).await?;
+    let requests = Arc::new(ctx.prepare(&label, ids));
+    let name = variant.name(ids);
+    let mut result = measure(ctx, &name, &mut hookline.child, hookline.public, &requests).await?;
     result.idle_rss_mb = Some(round(rss::kb_to_mb(idle.rss_kb), 1));
     result.store = store_counters(hookline.admin).await;
     if let Some(store) = result.store.as_mut() {
@@ -140,6 +146,33 @@ impl Hookline {
         max_concurrent: Option<usize>,
         log_name: &str,
     ) -> Result<Hookline, String> {
+        let mut hookline = Hookline::spawn(
+            ctx,
+            variant,
+            data_dir,
+            forward,
+            max_concurrent,
+            log_name,
+            None,
+        )?;
+        hookline
+            .child
+            .wait_ready(hookline.public, "/readyz", READY_TIMEOUT)
+            .await?;
+        Ok(hookline)
+    }
+
+    /// Starts hookline as [`Hookline::start`] does, without waiting until it is ready; with
+    /// `program`, that executable instead of the benchmark's hookline.
+    pub fn spawn(
+        ctx: &Context,
+        variant: Variant,
+        data_dir: &Path,
+        forward: Option<SocketAddr>,
+        max_concurrent: Option<usize>,
+        log_name: &str,
+        program: Option<&Path>,
+    ) -> Result<Hookline, String> {
         let public = child::free_port()?;
         let admin = child::free_port()?;
         let max_concurrent = max_concurrent.unwrap_or((ctx.connections * 4).max(1024));
@@ -150,17 +183,19 @@ impl Hookline {
                 std::env::current_exe().map_err(|e| format!("cannot locate myself: {e}"))?,
                 vec!["--null-store-server".to_owned()],
             ),
-            Variant::NoFsync | Variant::Durable => (ctx.hookline.clone(), vec!["serve".into()]),
+            Variant::NoFsync | Variant::Durable => (
+                program.unwrap_or(&ctx.hookline).to_path_buf(),
+                vec!["serve".into()],
+            ),
         };
-        let mut child = ChildProc::spawn(Spawn {
-            name: variant.name(),
+        let child = ChildProc::spawn(Spawn {
+            name: &variant.name(Ids::Ordered),
             program: &program,
             args: &args,
             env: &env,
             core: ctx.server_core,
             log: ctx.scratch.path.join(log_name),
         })?;
-        child.wait_ready(public, "/readyz", READY_TIMEOUT).await?;
         Ok(Hookline {
             child,
             public,
@@ -169,8 +204,8 @@ impl Hookline {
     }
 }
 
-/// hookline's environment: data dir, warn-level logs, the ChatBrick secret, loopback listeners,
-/// the request limit, and the forward route.
+/// hookline's environment: data dir, warn-level logs, the ChatBrick secret, the liveDesk token
+/// and signing secret, loopback listeners, the request limit, and the forward route.
 fn hookline_env(
     ctx: &Context,
     data_dir: &Path,
@@ -183,6 +218,8 @@ fn hookline_env(
         ("HOOKLINE_DATA_DIR", data_dir.display().to_string()),
         ("HOOKLINE_LOG", "warn".into()),
         ("HOOKLINE_CHATBRICK_SECRET", ctx.secret.clone()),
+        ("HOOKLINE_LIVEDESK_TOKEN", ctx.shape.livedesk_token.clone()),
+        ("HOOKLINE_LIVEDESK_SECRET", ctx.livedesk_secret.clone()),
         ("HOOKLINE_LISTEN", public.to_string()),
         ("HOOKLINE_ADMIN_LISTEN", admin.to_string()),
         (
@@ -213,23 +250,27 @@ async fn measure(
     let sampler = Sampler::start(pid, SAMPLE_EVERY);
     let server_cpu = CpuMeter::start(pid);
     let generator_cpu = CpuMeter::start(std::process::id());
+    let disk = rss::disk_write_bytes(pid);
     let (_, measured) = load::phase(conns, addr, requests, ctx.warmup..requests.len()).await;
     let cpu = CpuShares {
         server: server_cpu.percent(),
         generator: generator_cpu.percent(),
     };
+    let disk_written = disk.zip(rss::disk_write_bytes(pid)).map(|(a, b)| b - a);
     let samples = sampler.finish().await;
     server.check_alive()?;
     let memory = rss::memory(pid).ok_or_else(|| format!("{name} exited during the run"))?;
-    Ok(TargetResult::new(
-        name, &warmup, &measured, memory, &samples, cpu,
-    ))
+    let mut result = TargetResult::new(name, &warmup, &measured, memory, &samples, cpu);
+    result.disk_kb_per_request = disk_written
+        .filter(|_| measured.ok > 0)
+        .map(|bytes| round(bytes as f64 / 1024.0 / measured.ok as f64, 2));
+    Ok(result)
 }
 
 /// Runs the load against a hookline started elsewhere (under a profiler, say): no memory or
 /// server CPU numbers, since its process is not ours.
-pub async fn attached(ctx: &Context, addr: SocketAddr) -> Result<TargetResult, String> {
-    let requests = Arc::new(ctx.prepare("attached"));
+pub async fn attached(ctx: &Context, addr: SocketAddr, ids: Ids) -> Result<TargetResult, String> {
+    let requests = Arc::new(ctx.prepare("attached", ids));
     let (conns, warmup) = warm_up(ctx, addr, &requests).await?;
     let generator_cpu = CpuMeter::start(std::process::id());
     let (_, measured) = load::phase(conns, addr, &requests, ctx.warmup..requests.len()).await;
@@ -274,6 +315,15 @@ pub async fn store_counters(admin: SocketAddr) -> Option<StoreCounters> {
         },
         delivered_at_end: delivered(&text),
         catch_up_seconds: None,
+        checkpoints: metric_sum(
+            &text,
+            "hookline_store_checkpoint_duration_seconds_count",
+            "by=\"writer\"",
+        ) as u64,
+        checkpoint_seconds: round(
+            metric_sum(&text, "hookline_store_checkpoint_duration_seconds_sum", ""),
+            3,
+        ),
     })
 }
 

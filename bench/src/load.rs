@@ -1,5 +1,5 @@
-//! The load generator: pre-signed ChatBrick requests sent over keep-alive HTTP/1.1 connections,
-//! one task per connection, every latency recorded in an HDR histogram.
+//! The load generator: pre-signed requests (see `requests`) sent over keep-alive HTTP/1.1
+//! connections, one task per connection, every latency recorded in an HDR histogram.
 //!
 //! Requests are handed out from one shared counter, so a slow connection simply takes fewer of
 //! them; the run is closed-loop (each connection sends its next request when the previous answer
@@ -18,13 +18,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use hookline::signature::Signer;
+use crate::requests::Prepared;
 
 /// Time one request may take, answer included, before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,68 +33,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_RECONNECTS: u32 = 3;
 /// Largest latency the histogram records, in microseconds (larger values are clamped).
 const MAX_LATENCY_US: u64 = 60_000_000;
-/// Where ChatBrick webhooks go, on hookline and on the baseline.
-pub const CHATBRICK_PATH: &str = "/webhooks/chatbrick";
 /// Largest answer head (status line and headers) accepted, in bytes.
 const MAX_HEAD: usize = 16 * 1024;
 /// Headers an answer may have.
 const MAX_HEADERS: usize = 32;
-
-/// The ChatBrick fixtures the requests carry, cycled in order: realistic bodies of every size.
-const FIXTURES: [&str; 9] = [
-    include_str!("../../fixtures/chatbrick/account.created.example.json"),
-    include_str!("../../fixtures/chatbrick/account.deactivated.example.json"),
-    include_str!("../../fixtures/chatbrick/contact.connection.changed.store_and_staff.json"),
-    include_str!("../../fixtures/chatbrick/contact.connection.connected.store_and_staff.json"),
-    include_str!("../../fixtures/chatbrick/contact.connection.connected.store_only.json"),
-    include_str!("../../fixtures/chatbrick/contact.connection.disconnected.example.json"),
-    include_str!("../../fixtures/chatbrick/store.created.example.json"),
-    include_str!("../../fixtures/chatbrick/store.deactivated.example.json"),
-    include_str!("../../fixtures/chatbrick/store.updated.example.json"),
-];
-
-/// One request, signed and serialized before the clock starts.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// Request line and headers, including a unique `svix-id` (so that hookline stores every
-    /// request: no duplicates), `svix-timestamp` (the time of signing) and `svix-signature`.
-    head: Bytes,
-    /// The fixture body, shared between requests.
-    body: Bytes,
-}
-
-/// Signs `count` requests with unique ids `msg_<prefix>_<n>` and the current time.
-pub fn prepare(count: usize, prefix: &str, signer: &Signer) -> Vec<Prepared> {
-    let bodies: Vec<Bytes> = FIXTURES
-        .iter()
-        .map(|f| Bytes::from_static(f.as_bytes()))
-        .collect();
-    let timestamp = chrono::Utc::now().timestamp();
-    (0..count)
-        .map(|n| {
-            let id = format!("msg_{prefix}_{n}");
-            let body = bodies[n % bodies.len()].clone();
-            let signature = signer.sign(&id, timestamp, &body);
-            Prepared {
-                head: request_head(&id, timestamp, &signature, body.len()),
-                body,
-            }
-        })
-        .collect()
-}
-
-/// The request line and headers of one signed ChatBrick delivery.
-fn request_head(id: &str, timestamp: i64, signature: &str, body_len: usize) -> Bytes {
-    Bytes::from(format!(
-        "POST {CHATBRICK_PATH} HTTP/1.1\r\n\
-         host: 127.0.0.1\r\n\
-         content-type: application/json\r\n\
-         content-length: {body_len}\r\n\
-         svix-id: {id}\r\n\
-         svix-timestamp: {timestamp}\r\n\
-         svix-signature: {signature}\r\n\r\n"
-    ))
-}
 
 /// What one phase (warm-up or measured) of a load run saw.
 #[derive(Debug, Clone)]
@@ -160,7 +101,7 @@ impl PhaseStats {
     }
 
     /// Adds another connection's numbers to these.
-    fn merge(&mut self, other: PhaseStats) {
+    pub fn merge(&mut self, other: PhaseStats) {
         for (mine, theirs) in [
             (&mut self.latency_us, &other.latency_us),
             (&mut self.rejected_latency_us, &other.rejected_latency_us),
@@ -176,7 +117,7 @@ impl PhaseStats {
     }
 
     /// Records one answer.
-    fn record(&mut self, answer: Answer, latency: Duration) {
+    pub fn record(&mut self, answer: Answer, latency: Duration) {
         let us = (latency.as_micros() as u64).clamp(1, MAX_LATENCY_US);
         let status = answer.status;
         if (200..300).contains(&status) {
@@ -199,7 +140,7 @@ impl PhaseStats {
     }
 
     /// Records one transport failure.
-    fn record_error(&mut self, error: String) {
+    pub fn record_error(&mut self, error: String) {
         self.errors += 1;
         keep_first(&mut self.first_unexpected, || error.clone());
         keep_first(&mut self.first_failure, || error);
@@ -384,7 +325,7 @@ impl Conn {
     }
 
     /// Sends one request and reads its whole answer, within [`REQUEST_TIMEOUT`].
-    async fn exchange(&mut self, request: &Prepared) -> Result<Answer, String> {
+    pub async fn exchange(&mut self, request: &Prepared) -> Result<Answer, String> {
         let exchange = async {
             self.write(request)
                 .await
@@ -538,21 +479,5 @@ mod tests {
             stats.first_failure.as_deref(),
             Some("answered 503 with Retry-After")
         );
-    }
-
-    #[test]
-    fn requests_are_signed_and_unique() {
-        let signer =
-            Signer::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse().unwrap()).unwrap();
-        let requests = prepare(3, "t", &signer);
-        let heads: Vec<String> = requests
-            .iter()
-            .map(|r| String::from_utf8(r.head.to_vec()).unwrap())
-            .collect();
-        assert!(heads[0].contains("svix-id: msg_t_0\r\n"));
-        assert!(heads[2].contains("svix-id: msg_t_2\r\n"));
-        assert!(heads.iter().all(|h| h.contains("svix-signature: v1,")));
-        let length = format!("content-length: {}\r\n", requests[1].body.len());
-        assert!(heads[1].contains(&length));
     }
 }

@@ -19,8 +19,11 @@ mod disk;
 mod intake;
 mod load;
 mod null_store;
+mod open_loop;
 mod overload;
 mod print;
+mod recovery;
+mod requests;
 mod results;
 mod rss;
 mod servers;
@@ -33,11 +36,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use hookline::signature::{Key, Signer};
+use hookline::livedesk::verify::ChatwootVerifier;
+use hookline::signature::{Key, Signer, DEFAULT_TOLERANCE};
 
 use crate::child::ScratchDir;
 use crate::context::Context;
 use crate::intake::Variant;
+use crate::open_loop::Rate;
+use crate::requests::{Ids, LoadShape};
 use crate::results::{Breakdown, Report, Round, RunConfig};
 use crate::signals::interrupted;
 
@@ -47,6 +53,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The `whsec_` key the benchmark signs with and configures hookline with (not a real secret).
 const BENCH_SECRET: &str = "whsec_aG9va2xpbmUtYmVuY2gtbm90LWEtcmVhbC1zZWNyZXQ=";
+/// The liveDesk URL token the benchmark configures hookline with (and `--attach` expects).
+const BENCH_LIVEDESK_TOKEN: &str = "hookline-bench-livedesk-token";
+/// The Chatwoot signing secret the benchmark signs liveDesk requests with (not a real secret).
+const BENCH_LIVEDESK_SECRET: &str = "hookline-bench-chatwoot-secret";
 /// Core the servers run on with `--pin`.
 const SERVER_CORE: usize = 0;
 /// Core the load generator (and the delivery sink) runs on with `--pin`.
@@ -59,6 +69,42 @@ struct Args {
     /// Measured requests per server (the warm-up comes on top).
     #[arg(long, default_value_t = 200_000)]
     requests: usize,
+    /// The provider ids hookline is measured with: `ordered` (increasing, as Svix's), `random`
+    /// (as Chatwoot's delivery UUIDs), or both, comma-separated: each round then measures
+    /// hookline with either, same bodies, and the report gives random ids' throughput as a
+    /// share of ordered ones'.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "ordered,random"
+    )]
+    ids: Vec<Ids>,
+    /// Percent of the requests that are liveDesk's (`/webhooks/livedesk/<token>`, signed as
+    /// Chatwoot signs), spread evenly among the ChatBrick ones.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(0..=100))]
+    livedesk_percent: u32,
+    /// Open-loop runs, comma-separated rates: requests sent on a fixed schedule whatever the
+    /// answers, each latency measured from its due time, for --duration, once per kind of
+    /// --ids. A rate is requests per second (5000) or a share of the durable throughput this run
+    /// measured with the same ids (50%).
+    #[arg(long, value_delimiter = ',')]
+    rate: Vec<Rate>,
+    /// Seconds each open-loop run lasts.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Crash-recovery rounds: fill hookline's WAL to --recovery-wal-mb, kill it with SIGKILL,
+    /// start it again and time its first 2xx; 0 skips them.
+    #[arg(long, default_value_t = 0)]
+    recovery: usize,
+    /// WAL the recovery run fills before the kill, in MiB of frames: 64 is where hookline
+    /// starts to checkpoint (older builds: 256).
+    #[arg(long, default_value_t = 64.0)]
+    recovery_wal_mb: f64,
+    /// The hookline that fills the WAL before the kill (default: the one measured), e.g. an
+    /// older build, to time the restart of an upgrade.
+    #[arg(long, value_name = "PATH")]
+    recovery_fill_with: Option<PathBuf>,
     /// Concurrent keep-alive HTTP/1.1 connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -192,10 +238,20 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
     let mut report = Report::new(run_config(&args, &ctx, cpus, pin));
     if let Some(addr) = args.attach {
         progress(&format!("attached: {} requests to {addr}", ctx.requests));
-        report.hookline = Some(intake::attached(&ctx, addr).await?);
+        report.hookline = Some(intake::attached(&ctx, addr, ctx.ids[0]).await?);
         return finish(report, args.out.as_deref());
     }
     intake_rounds(&args, &ctx, &mut report).await?;
+    open_loop_runs(&args, &ctx, &mut report).await?;
+    if args.recovery > 0 {
+        progress(&format!(
+            "recovery: {} kills with {} MiB of WAL, each timed to the first 2xx after the restart",
+            args.recovery, args.recovery_wal_mb
+        ));
+        let fill_with = args.recovery_fill_with.as_deref();
+        let wal_mb = args.recovery_wal_mb;
+        report.recovery = Some(recovery::run(&ctx, wal_mb, args.recovery, fill_with).await?);
+    }
     if args.overload_limit > 0 {
         progress(&format!(
             "overload: hookline limited to {} requests at once, {} connections",
@@ -239,30 +295,66 @@ async fn intake_rounds(args: &Args, ctx: &Context, report: &mut Report) -> Resul
             progress(&format!(
                 "{of}hookline with a store that keeps nothing, then with synchronous=normal"
             ));
-            let no_store = intake::hookline(ctx, Variant::NoStore, round, args.keep_data).await?;
+            let ids = ctx.ids[0];
+            let no_store =
+                intake::hookline(ctx, Variant::NoStore, ids, round, args.keep_data).await?;
             Some((
                 no_store,
-                intake::hookline(ctx, Variant::NoFsync, round, args.keep_data).await?,
+                intake::hookline(ctx, Variant::NoFsync, ids, round, args.keep_data).await?,
             ))
         } else {
             None
         };
         if !args.skip_intake {
-            progress(&format!(
-                "{of}hookline: durable acknowledgement (synchronous=FULL, default routes)"
-            ));
-            report.hookline =
-                Some(intake::hookline(ctx, Variant::Durable, round, args.keep_data).await?);
+            let durable = |ids| intake::hookline(ctx, Variant::Durable, ids, round, args.keep_data);
+            for &ids in &ctx.ids {
+                progress(&format!(
+                    "{of}hookline: durable acknowledgement (synchronous=FULL, default routes), {} ids",
+                    ids.name()
+                ));
+                let result = Some(durable(ids).await?);
+                if ids == ctx.ids[0] {
+                    report.hookline = result;
+                } else {
+                    report.hookline_random_ids = result;
+                }
+            }
         }
         if let (Some(baseline), Some(hookline)) = (&report.baseline, &report.hookline) {
             let breakdown = parts
                 .map(|(no_store, no_fsync)| Breakdown::new(baseline, no_store, no_fsync, hookline));
             report.breakdown = breakdown.clone();
-            rounds.push(Round::new(baseline.clone(), hookline.clone(), breakdown));
+            let round = Round::new(baseline.clone(), hookline.clone(), breakdown);
+            rounds.push(round.with_random_ids(report.hookline_random_ids.clone()));
         }
     }
     if args.rounds > 1 {
         report.keep_median_round(rounds);
+    }
+    Ok(())
+}
+
+/// The open-loop runs `--rate` asks for, for every kind of ids, each at its rate (a share of
+/// the durable throughput the rounds measured with the same ids, or requests per second).
+async fn open_loop_runs(args: &Args, ctx: &Context, report: &mut Report) -> Result<(), String> {
+    let duration = Duration::from_secs(args.duration.max(1));
+    for &ids in &ctx.ids {
+        let measured = if ids == ctx.ids[0] {
+            &report.hookline
+        } else {
+            &report.hookline_random_ids
+        };
+        let saturation = measured.as_ref().map(|h| h.requests_per_s);
+        for &rate in &args.rate {
+            progress(&format!(
+                "open loop: hookline at {rate} ({:.0} requests/s), {} ids, for {} s",
+                rate.per_second(saturation)?,
+                ids.name(),
+                duration.as_secs()
+            ));
+            let run = open_loop::run(ctx, ids, rate, saturation, duration).await?;
+            report.open_loop.push(run);
+        }
     }
     Ok(())
 }
@@ -296,6 +388,15 @@ fn context(args: &Args, pin: bool) -> Result<Context, String> {
     };
     let key: Key = secret.parse().map_err(|e| format!("signing key: {e}"))?;
     let signer = Signer::new(key).map_err(|e| format!("signing key: {e}"))?;
+    let mut ids = args.ids.clone();
+    ids.sort_by_key(|ids| *ids != Ids::Ordered);
+    ids.dedup();
+    if ids.is_empty() {
+        return Err("--ids needs ordered, random or both".into());
+    }
+    if args.recovery_wal_mb.is_nan() || args.recovery_wal_mb <= 0.0 {
+        return Err("--recovery-wal-mb must be above 0".into());
+    }
     let hookline = match (&args.hookline, args.attach) {
         (Some(path), _) => path.clone(),
         (None, Some(_)) => PathBuf::new(),
@@ -308,7 +409,14 @@ fn context(args: &Args, pin: bool) -> Result<Context, String> {
         requests: args.requests,
         warmup: (args.requests as f64 * args.warmup_percent / 100.0).round() as usize,
         secret,
-        signer,
+        livedesk_secret: BENCH_LIVEDESK_SECRET.to_owned(),
+        shape: LoadShape {
+            livedesk_percent: args.livedesk_percent,
+            livedesk_token: BENCH_LIVEDESK_TOKEN.to_owned(),
+            chatwoot: ChatwootVerifier::new(BENCH_LIVEDESK_SECRET.to_owned(), DEFAULT_TOLERANCE),
+            signer,
+        },
+        ids,
         scratch: ScratchDir::new(args.keep_data)?,
         nonce: nonce(),
     })
@@ -325,6 +433,8 @@ fn run_config(args: &Args, ctx: &Context, cpus: usize, pin: bool) -> RunConfig {
         delivery_events: args.delivery_events,
         overload_limit: args.overload_limit,
         rounds: args.rounds,
+        ids: ctx.ids.clone(),
+        livedesk_percent: args.livedesk_percent,
         synchronous: "full",
         hookline_version: env!("CARGO_PKG_VERSION"),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::context::Context;
 use crate::intake::{self, Hookline, Variant, IDLE_SETTLE, SAMPLE_EVERY, STOP_TIMEOUT};
 use crate::load;
+use crate::requests::Ids;
 use crate::results::{Latency, OverloadResult};
 use crate::rss::{self, Sampler};
 use crate::stats::round;
@@ -33,7 +34,7 @@ pub async fn run(ctx: &Context, limit: usize) -> Result<OverloadResult, String> 
     tokio::time::sleep(IDLE_SETTLE).await;
     let pid = hookline.child.pid();
     let idle = rss::memory(pid).ok_or("hookline exited before the load")?;
-    let requests = Arc::new(ctx.prepare("overload"));
+    let requests = Arc::new(ctx.prepare("overload", Ids::Ordered));
     let connections = limit * OVERSUBSCRIPTION;
     let conns = load::connect_all(hookline.public, connections).await?;
     let sampler = Sampler::start(pid, SAMPLE_EVERY);

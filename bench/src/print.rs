@@ -1,7 +1,9 @@
 //! The human output: a report as the table and the lines the benchmark prints on stdout.
 
 use crate::disk::DiskFloor;
-use crate::results::{Breakdown, DeliveryResult, OverloadResult, Report, TargetResult};
+use crate::results::{
+    Breakdown, DeliveryResult, OpenLoopResult, OverloadResult, RecoveryResult, Report, TargetResult,
+};
 
 impl Report {
     /// Prints the results as a table.
@@ -20,12 +22,27 @@ impl Report {
             "CPU %"
         );
         let parts = self.breakdown.iter().flat_map(Breakdown::targets);
-        for target in self.baseline.iter().chain(parts).chain(&self.hookline) {
+        let durable = self.hookline.iter().chain(&self.hookline_random_ids);
+        for target in self.baseline.iter().chain(parts).chain(durable) {
             print_row(target);
         }
         if let Some(ratio) = self.ratio_requests_per_s {
             println!("ratio hookline/baseline (req/s): {ratio:.3}");
         }
+        if let Some(ratio) = self.ratio_random_to_ordered {
+            let rounds: Vec<String> = self
+                .rounds
+                .iter()
+                .filter_map(|r| r.random_to_ordered.map(|x| format!("{x:.3}")))
+                .collect();
+            let per_round = if rounds.len() > 1 {
+                format!(" (rounds: {}; the median is shown)", rounds.join(", "))
+            } else {
+                String::new()
+            };
+            println!("ratio random ids/ordered ids (req/s): {ratio:.3}{per_round}");
+        }
+        print_disk_per_request(self);
         if let Some(breakdown) = &self.breakdown {
             print_breakdown(breakdown);
         }
@@ -51,6 +68,12 @@ impl Report {
         }
         if let Some(o) = &self.overload {
             print_overload(o);
+        }
+        if !self.open_loop.is_empty() {
+            print_open_loop(&self.open_loop);
+        }
+        if let Some(r) = &self.recovery {
+            print_recovery(r);
         }
         for warning in &self.warnings {
             println!("WARNING: {warning}");
@@ -196,4 +219,80 @@ fn print_overload(o: &OverloadResult) {
         "  RSS: idle {:.1} MB, max sampled {:.1} MB, peak {:.1} MB",
         o.idle_rss_mb, o.sampled_max_rss_mb, o.peak_rss_mb
     );
+}
+
+/// What each durable run wrote to storage per request, when measured.
+fn print_disk_per_request(report: &Report) {
+    let runs = report.hookline.iter().chain(&report.hookline_random_ids);
+    for t in runs {
+        if let Some(kb) = t.disk_kb_per_request {
+            println!("{}: {kb:.2} KiB written to storage per request", t.name);
+        }
+    }
+}
+
+/// The open-loop runs: latency from the due time, what was sent and failed.
+fn print_open_loop(runs: &[OpenLoopResult]) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!("open loop (latency from each request's due time):");
+    println!(
+        "  {:<46} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8} {:>6} {:>6} {:>5}",
+        "run",
+        "sched/s",
+        "answ/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "failed",
+        "CPU %",
+        "ckpts"
+    );
+    for run in runs {
+        let checkpoints = run
+            .store
+            .as_ref()
+            .map_or("?".to_owned(), |s| s.checkpoints.to_string());
+        println!(
+            "  {:<46} {:>8.0} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>6} {:>5.0}% {:>5}",
+            run.name,
+            run.target_per_s,
+            run.answered_per_s,
+            ms(run.latency.p50_us),
+            ms(run.latency.p99_us),
+            ms(run.latency.p999_us),
+            ms(run.latency.max_us),
+            run.failed(),
+            run.server_cpu_percent,
+            checkpoints
+        );
+        println!(
+            "    send lag (due → sent): p99 {:.2} ms, max {:.2} ms; {} KiB to storage per request",
+            ms(run.send_lag.p99_us),
+            ms(run.send_lag.max_us),
+            run.disk_kb_per_request
+                .map_or("?".to_owned(), |kb| format!("{kb:.2}"))
+        );
+    }
+}
+
+/// The crash-recovery rounds.
+fn print_recovery(r: &RecoveryResult) {
+    println!(
+        "recovery after SIGKILL with {:.0} MiB of WAL: first 2xx after {:.0} ms (median of {})",
+        r.wal_target_mb,
+        r.median_first_2xx_ms,
+        r.rounds.len()
+    );
+    for round in &r.rounds {
+        println!(
+            "  {} events acknowledged, killed with WAL {:.1} MiB, db {:.1} MiB: first 2xx {:.0} ms, /readyz {:.0} ms, db {:.1} MiB then",
+            round.acknowledged,
+            round.wal_mb_at_kill,
+            round.db_mb_at_kill,
+            round.first_2xx_ms,
+            round.ready_ms,
+            round.db_mb_at_first_2xx
+        );
+    }
 }

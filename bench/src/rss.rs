@@ -59,6 +59,16 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) as f64 / TICKS_PER_S
 }
 
+/// Bytes `pid` has caused to be written to storage so far (`write_bytes` of `/proc/<pid>/io`:
+/// page-cache pages it dirtied, whether the kernel has written them back yet or not); `None` if
+/// it cannot be read.
+pub fn disk_write_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|value| value.trim().parse().ok())
+}
+
 /// CPU time of a process over an interval, as a share of one core.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuMeter {

@@ -25,9 +25,10 @@ use tokio::task::JoinHandle;
 /// (10 s), so that held deliveries succeed instead of timing out and backing off.
 const HOLD_MAX: Duration = Duration::from_secs(5);
 
-/// Runs the baseline server on `127.0.0.1:<port>` until killed: `POST /webhooks/chatbrick` reads
-/// the whole body and answers 204; `GET /readyz` answers 200. Same runtime and HTTP stack
-/// (tokio multi-thread, hyper HTTP/1 through axum, `TCP_NODELAY`) as hookline.
+/// Runs the baseline server on `127.0.0.1:<port>` until killed: `POST /webhooks/chatbrick` and
+/// `POST /webhooks/livedesk/<token>` read the whole body and answer 204; `GET /readyz` answers
+/// 200. Same runtime and HTTP stack (tokio multi-thread, hyper HTTP/1 through axum,
+/// `TCP_NODELAY`) as hookline.
 pub fn run_baseline(port: u16) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -52,6 +53,7 @@ pub fn run_baseline(port: u16) -> ExitCode {
 async fn serve_baseline(port: u16) -> Result<(), String> {
     let app = Router::new()
         .route("/webhooks/chatbrick", post(accept_body))
+        .route("/webhooks/livedesk/{token}", post(accept_body))
         .route("/readyz", get(|| async { StatusCode::OK }));
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await

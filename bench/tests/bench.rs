@@ -12,6 +12,8 @@ fn a_small_benchmark_runs_every_part_and_reports_each_round() {
     let output = Command::new(env!("CARGO_BIN_EXE_hookline-bench"))
         .args(["--requests", "400", "--connections", "4", "--rounds", "2"])
         .args(["--delivery-events", "300", "--overload-limit", "2"])
+        .args(["--rate", "50%,300", "--duration", "1"])
+        .args(["--recovery", "1", "--recovery-wal-mb", "1"])
         .arg("--hookline")
         .arg(hookline_binary())
         .arg("--out")
@@ -38,9 +40,17 @@ fn a_small_benchmark_runs_every_part_and_reports_each_round() {
         "{reported} is one of {ratios:?}"
     );
     for round in rounds {
-        // 400 measured requests and a 2 % warm-up, every one stored.
-        assert_eq!(round["hookline"]["ok"], 400);
-        assert_eq!(round["hookline"]["store"]["accepted_events"], 408);
+        // 400 measured requests and a 2 % warm-up, every one stored, with ordered ids and then
+        // with random ones (a quarter of them liveDesk's, by default).
+        for run in ["hookline", "random_ids"] {
+            assert_eq!(round[run]["ok"], 400, "{run}");
+            assert_eq!(round[run]["store"]["accepted_events"], 408, "{run}");
+            assert!(
+                round[run]["disk_kb_per_request"].as_f64().unwrap() > 0.0,
+                "{run}"
+            );
+        }
+        assert!(round["random_to_ordered"].as_f64().unwrap() > 0.0);
         assert_eq!(round["baseline"]["ok"], 400);
         // The breakdown's runs got the same load, and its parts add up to the durable run.
         let breakdown = &round["breakdown"];
@@ -74,6 +84,50 @@ fn a_small_benchmark_runs_every_part_and_reports_each_round() {
     assert!(overload["retry_later"].as_u64().unwrap() > 0, "{overload}");
     assert_eq!(overload["unexpected"], 0);
     assert_eq!(overload["accepted"], overload["stored_events"]);
+    assert!(json["ratio_random_to_ordered"].as_f64().unwrap() > 0.0);
+    assert!(stdout.contains("ratio random ids/ordered ids"), "{stdout}");
+
+    // Open loop: each rate once per kind of ids, every scheduled request answered 2xx; the
+    // share of the measured throughput is resolved against the same kind's closed-loop run.
+    let open_loop = json["open_loop"].as_array().unwrap();
+    let runs: Vec<(&str, &str)> = open_loop
+        .iter()
+        .map(|r| (r["ids"].as_str().unwrap(), r["rate"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("ordered", "50%"),
+            ("ordered", "300/s"),
+            ("random", "50%"),
+            ("random", "300/s")
+        ]
+    );
+    for run in open_loop {
+        assert_eq!(run["ok"], run["scheduled"], "{run}");
+        assert!(run["latency"]["max_us"].as_u64().unwrap() > 0, "{run}");
+    }
+    let ordered = json["hookline"]["requests_per_s"].as_f64().unwrap();
+    let half = open_loop[0]["target_per_s"].as_f64().unwrap();
+    assert!((half - ordered / 2.0).abs() <= 1.0, "{half} vs {ordered}");
+    assert_eq!(open_loop[1]["scheduled"], 300);
+    assert!(
+        stdout.contains("open loop (latency from each request's due time)"),
+        "{stdout}"
+    );
+
+    // Recovery: killed with at least the WAL asked for, answered again after the restart.
+    let recovery = &json["recovery"]["rounds"][0];
+    assert!(
+        recovery["wal_mb_at_kill"].as_f64().unwrap() >= 1.0,
+        "{recovery}"
+    );
+    assert!(recovery["acknowledged"].as_u64().unwrap() > 0, "{recovery}");
+    assert!(
+        recovery["first_2xx_ms"].as_f64().unwrap() > 0.0,
+        "{recovery}"
+    );
+    assert!(stdout.contains("recovery after SIGKILL"), "{stdout}");
 }
 
 /// The `hookline` server the benchmark starts. Cargo names only this package's binaries to its

@@ -9,10 +9,12 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::disk::DiskFloor;
+use crate::requests::Ids;
 use crate::stats::{median_index, round};
 
 pub use run::{
-    CpuShares, DeliveryResult, Latency, MemorySeries, OverloadResult, StoreCounters, TargetResult,
+    CpuShares, DeliveryResult, Latency, MemorySeries, OpenLoopResult, OverloadResult,
+    RecoveryResult, RecoveryRound, StoreCounters, TargetResult,
 };
 
 /// The run's settings, recorded with the results.
@@ -28,6 +30,10 @@ pub struct RunConfig {
     pub pinned: bool,
     /// Cores available.
     pub cpus: usize,
+    /// The kinds of provider ids measured (`--ids`), the first one in `hookline`.
+    pub ids: Vec<Ids>,
+    /// Percent of the requests that are liveDesk's.
+    pub livedesk_percent: u32,
     /// Backlog size of the delivery run (0 = skipped).
     pub delivery_events: usize,
     /// Request limit of the overload run (0 = skipped).
@@ -46,7 +52,7 @@ pub struct RunConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
     /// What is measured.
-    pub name: &'static str,
+    pub name: String,
     /// The bar.
     pub target: &'static str,
     /// What this run measured.
@@ -64,14 +70,21 @@ pub struct Report {
     pub config: RunConfig,
     /// The minimal axum endpoint.
     pub baseline: Option<TargetResult>,
-    /// hookline with durable acknowledgement.
+    /// hookline with durable acknowledgement, with the first kind of ids of `--ids`.
     pub hookline: Option<TargetResult>,
+    /// The same with random ids, when `--ids` asks for both kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hookline_random_ids: Option<TargetResult>,
     /// Every round of a `--rounds` run, in order (empty for a single round); `baseline` and
     /// `hookline` are then those of the round with the median ratio.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<Round>,
     /// hookline's requests/s divided by the baseline's.
     pub ratio_requests_per_s: Option<f64>,
+    /// hookline's requests/s with random ids divided by those with ordered ids (the median of
+    /// the rounds' ratios).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_random_to_ordered: Option<f64>,
     /// Where the durable run's time goes (see [`Report::keep_median_round`] for which runs a
     /// `--rounds` run reports).
     pub breakdown: Option<Breakdown>,
@@ -81,6 +94,12 @@ pub struct Report {
     pub delivery: Option<DeliveryResult>,
     /// The overload run.
     pub overload: Option<OverloadResult>,
+    /// The open-loop runs (`--rate`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub open_loop: Vec<OpenLoopResult>,
+    /// The crash-recovery run (`--recovery`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryResult>,
     /// The targets.
     pub targets: Vec<TargetCheck>,
     /// Signs that the run was disturbed (another process competing for the CPUs) or limited by
@@ -97,6 +116,12 @@ pub struct Round {
     pub baseline: TargetResult,
     /// hookline's result.
     pub hookline: TargetResult,
+    /// hookline's result with random ids, when both kinds were measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub random_ids: Option<TargetResult>,
+    /// Its requests/s divided by `hookline`'s (ordered ids) in this round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub random_to_ordered: Option<f64>,
     /// Where hookline's time went in this round, when it was measured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breakdown: Option<Breakdown>,
@@ -109,18 +134,28 @@ impl Round {
         hookline: TargetResult,
         breakdown: Option<Breakdown>,
     ) -> Round {
-        let ratio = if baseline.requests_per_s > 0.0 {
-            round(hookline.requests_per_s / baseline.requests_per_s, 3)
-        } else {
-            0.0
-        };
+        let ratio = ratio_of(&hookline, &baseline).unwrap_or(0.0);
         Round {
             ratio,
             baseline,
             hookline,
+            random_ids: None,
+            random_to_ordered: None,
             breakdown,
         }
     }
+
+    /// The round with hookline's run with random ids beside its run with ordered ones.
+    pub fn with_random_ids(mut self, random: Option<TargetResult>) -> Round {
+        self.random_to_ordered = random.as_ref().and_then(|r| ratio_of(r, &self.hookline));
+        self.random_ids = random;
+        self
+    }
+}
+
+/// `a`'s requests/s divided by `b`'s, rounded; `None` when `b` measured nothing.
+pub fn ratio_of(a: &TargetResult, b: &TargetResult) -> Option<f64> {
+    (b.requests_per_s > 0.0).then(|| round(a.requests_per_s / b.requests_per_s, 3))
 }
 
 /// Where a durable event's time goes: the same load against hookline with a store that keeps
@@ -202,19 +237,24 @@ impl Report {
             config,
             baseline: None,
             hookline: None,
+            hookline_random_ids: None,
             rounds: Vec::new(),
             ratio_requests_per_s: None,
+            ratio_random_to_ordered: None,
             breakdown: None,
             disk: None,
             delivery: None,
             overload: None,
+            open_loop: Vec::new(),
+            recovery: None,
             targets: Vec::new(),
             warnings: Vec::new(),
         }
     }
 
     /// Keeps every round and reports the one with the median ratio (the lower middle one for an
-    /// even count) as the run's baseline and hookline. The breakdown takes that round's
+    /// even count) as the run's baseline and hookline, and the random-ids run of the round with
+    /// the median random-to-ordered ratio beside it. The breakdown takes that round's
     /// baseline and hookline and, for each of its own two runs, the one with the median
     /// throughput over the rounds: one disturbed run then does not skew the parts.
     pub fn keep_median_round(&mut self, rounds: Vec<Round>) {
@@ -222,6 +262,14 @@ impl Report {
             let (baseline, hookline) = (&rounds[median].baseline, &rounds[median].hookline);
             self.baseline = Some(baseline.clone());
             self.hookline = Some(hookline.clone());
+            let compared: Vec<&Round> = rounds
+                .iter()
+                .filter(|r| r.random_to_ordered.is_some())
+                .collect();
+            if let Some(at) = median_index(&compared, |r| r.random_to_ordered.unwrap_or(0.0)) {
+                self.hookline_random_ids = compared[at].random_ids.clone();
+                self.ratio_random_to_ordered = compared[at].random_to_ordered;
+            }
             let parts: Option<Vec<&Breakdown>> =
                 rounds.iter().map(|r| r.breakdown.as_ref()).collect();
             self.breakdown = parts.and_then(|parts| {
@@ -239,10 +287,11 @@ impl Report {
     /// Every measured target: those of all rounds, or the single run's.
     pub fn measured(&self) -> Vec<&TargetResult> {
         if self.rounds.is_empty() {
-            let mut targets: Vec<&TargetResult> = [&self.baseline, &self.hookline]
-                .into_iter()
-                .flatten()
-                .collect();
+            let mut targets: Vec<&TargetResult> =
+                [&self.baseline, &self.hookline, &self.hookline_random_ids]
+                    .into_iter()
+                    .flatten()
+                    .collect();
             targets.extend(self.breakdown.iter().flat_map(Breakdown::targets));
             targets
         } else {
@@ -251,6 +300,7 @@ impl Report {
                 .flat_map(|r| {
                     [&r.baseline, &r.hookline]
                         .into_iter()
+                        .chain(&r.random_ids)
                         .chain(r.breakdown.iter().flat_map(Breakdown::targets))
                 })
                 .collect()
@@ -295,6 +345,7 @@ pub mod fixtures {
             idle_rss_mb: Some(10.0),
             server_cpu_percent: 100.0,
             generator_cpu_percent: 80.0,
+            disk_kb_per_request: None,
             store: None,
         }
     }
@@ -310,6 +361,8 @@ pub mod fixtures {
             delivery_events: 0,
             overload_limit: 0,
             rounds: 1,
+            ids: vec![Ids::Ordered, Ids::Random],
+            livedesk_percent: 25,
             synchronous: "full",
             hookline_version: "test",
             started_at: String::new(),

@@ -5,6 +5,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::load::PhaseStats;
+use crate::requests::Ids;
 use crate::rss::{self, Memory, Sample};
 use crate::stats::round;
 
@@ -55,6 +56,11 @@ pub struct StoreCounters {
     /// Seconds after the load until every accepted event had been delivered (`None`: not
     /// within the limit).
     pub catch_up_seconds: Option<f64>,
+    /// WAL checkpoints the store completed, each letting the WAL start over (0 for a hookline
+    /// that does not count them).
+    pub checkpoints: u64,
+    /// Seconds its checkpoints took in all, on the checkpointer thread and the writer.
+    pub checkpoint_seconds: f64,
 }
 
 /// One server under load: throughput, latency, failures, memory and CPU.
@@ -95,6 +101,9 @@ pub struct TargetResult {
     pub server_cpu_percent: f64,
     /// Load generator CPU during the measured phase, percent of one core.
     pub generator_cpu_percent: f64,
+    /// What the server wrote to storage during the measured phase, per request, in KiB (its
+    /// `/proc` `write_bytes`: WAL frames and checkpoints); `None` when not measured.
+    pub disk_kb_per_request: Option<f64>,
     /// hookline's own counters (hookline only).
     pub store: Option<StoreCounters>,
 }
@@ -139,6 +148,7 @@ impl TargetResult {
             idle_rss_mb: None,
             server_cpu_percent: round(cpu.server, 0),
             generator_cpu_percent: round(cpu.generator, 0),
+            disk_kb_per_request: None,
             store: None,
         }
     }
@@ -242,6 +252,98 @@ pub struct OverloadResult {
     pub sampled_max_rss_mb: f64,
     /// Peak resident size of the process (`VmHWM`), MB.
     pub peak_rss_mb: f64,
+}
+
+/// An open-loop run: hookline (durable) sent requests on a fixed schedule whatever its answers,
+/// each latency measured from the request's due time.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoopResult {
+    /// What ran, for the table.
+    pub name: String,
+    /// The kind of provider ids.
+    pub ids: Ids,
+    /// The rate as asked (`50%`, `5000/s`).
+    pub rate: String,
+    /// Requests per second scheduled.
+    pub target_per_s: f64,
+    /// The closed-loop durable throughput with the same ids in this run, when the rate is a
+    /// share of it.
+    pub saturation_per_s: Option<f64>,
+    /// From the first due time to the last answer, seconds.
+    pub seconds: f64,
+    /// Requests scheduled.
+    pub scheduled: u64,
+    /// Answers per second.
+    pub answered_per_s: f64,
+    /// Requests answered 2xx.
+    pub ok: u64,
+    /// Requests answered otherwise.
+    pub non_2xx: u64,
+    /// Requests that failed at the transport level or timed out.
+    pub errors: u64,
+    /// Requests never sent.
+    pub unsent: u64,
+    /// The first failure, if any.
+    pub first_failure: Option<String>,
+    /// Latency of the 2xx answers from their requests' due times.
+    pub latency: Latency,
+    /// From due time to the start of sending: the generator's lateness plus the wait for a free
+    /// connection.
+    pub send_lag: Latency,
+    /// Server CPU, percent of one core.
+    pub server_cpu_percent: f64,
+    /// Peak resident size of the server (`VmHWM`), MB.
+    pub peak_rss_mb: f64,
+    /// Largest resident size the 50 ms sampler saw, MB.
+    pub sampled_max_rss_mb: f64,
+    /// What the server wrote to storage per scheduled request, KiB.
+    pub disk_kb_per_request: Option<f64>,
+    /// hookline's own counters, checkpoints included.
+    pub store: Option<StoreCounters>,
+}
+
+impl OpenLoopResult {
+    /// Scheduled requests that did not get a 2xx.
+    pub fn failed(&self) -> u64 {
+        self.non_2xx + self.errors + self.unsent
+    }
+
+    /// The rate as a share of the measured saturation throughput, when known.
+    pub fn share_of_saturation(&self) -> Option<f64> {
+        self.saturation_per_s
+            .filter(|s| *s > 0.0)
+            .map(|s| self.target_per_s / s)
+    }
+}
+
+/// The crash-recovery run: hookline killed (`SIGKILL`) once its WAL held a given size, then
+/// started again on the same data dir.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryResult {
+    /// WAL size the fill waited for before the kill, MiB.
+    pub wal_target_mb: f64,
+    /// Each kill and restart.
+    pub rounds: Vec<RecoveryRound>,
+    /// The median of the rounds' `first_2xx_ms`.
+    pub median_first_2xx_ms: f64,
+}
+
+/// One kill and restart.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryRound {
+    /// Events acknowledged before the kill.
+    pub acknowledged: u64,
+    /// The `-wal` file's size at the kill, MiB.
+    pub wal_mb_at_kill: f64,
+    /// The database file's size at the kill, MiB.
+    pub db_mb_at_kill: f64,
+    /// From starting the process again to its first 2xx answer to a new event, ms.
+    pub first_2xx_ms: f64,
+    /// From starting the process again to `/readyz` answering 200, ms.
+    pub ready_ms: f64,
+    /// The database file's size right after the first 2xx, MiB: it grows when the start-up
+    /// copies the WAL into it before answering.
+    pub db_mb_at_first_2xx: f64,
 }
 
 #[cfg(test)]

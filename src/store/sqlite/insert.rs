@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use rusqlite::{params, Transaction};
 
+use super::dedupe::{id_hash, EventIds};
 use super::error::Failure;
 use super::millis::now_ms;
 use crate::envelope::Envelope;
@@ -12,6 +13,8 @@ use crate::store::{DeliveryStart, InsertOutcome, NewDelivery};
 /// the writer thread without cloning the decoded event.
 pub(super) struct EventRow {
     id: String,
+    /// The id's hash, as the dedupe tables keep it (computed here, off the writer thread).
+    id_hash: i64,
     source: &'static str,
     endpoint: String,
     provider_id: String,
@@ -25,6 +28,7 @@ impl From<&Envelope> for EventRow {
     fn from(envelope: &Envelope) -> Self {
         EventRow {
             id: envelope.id.clone(),
+            id_hash: id_hash(&envelope.id),
             source: envelope.source.as_str(),
             endpoint: envelope.endpoint.clone(),
             provider_id: envelope.provider_id.clone(),
@@ -36,21 +40,24 @@ impl From<&Envelope> for EventRow {
     }
 }
 
-/// Writes the event and its deliveries. No `RETURNING` here: it would make SQLite keep a
-/// statement journal (a copy of every page the statement touches) for each insert; the row ids
-/// come from `last_insert_rowid` instead.
+/// Writes the event and its deliveries, unless its id is stored already. No `RETURNING` here:
+/// it would make SQLite keep a statement journal (a copy of every page the statement touches)
+/// for each insert; the row ids come from `last_insert_rowid` instead.
 pub(super) fn insert_event(
     tx: &Transaction<'_>,
+    ids: &mut EventIds,
     envelope: &EventRow,
     deliveries: &[NewDelivery],
 ) -> Result<InsertOutcome, Failure> {
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at, decode_error, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (id) DO NOTHING",
-        )?
-        .execute(params![
+    let hash = envelope.id_hash;
+    if ids.seen(tx, hash, &envelope.id)? {
+        return Ok(InsertOutcome::Duplicate);
+    }
+    tx.prepare_cached(
+        "INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at, decode_error, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
             envelope.id,
             envelope.source,
             envelope.endpoint,
@@ -58,12 +65,10 @@ pub(super) fn insert_event(
             envelope.event_type,
             envelope.received_at,
             envelope.decode_error,
-            envelope.body.as_ref(),
-        ])?;
-    if inserted == 0 {
-        return Ok(InsertOutcome::Duplicate);
-    }
+        envelope.body.as_ref(),
+    ])?;
     let seq = tx.last_insert_rowid();
+    ids.add(tx, hash, seq)?;
     let now = now_ms();
     let mut stmt = tx.prepare_cached(
         "INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until, since,

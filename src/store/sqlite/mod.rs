@@ -2,7 +2,9 @@
 //!
 //! One writer thread owns the write connection and commits every write in batches (`writer`);
 //! with `synchronous = full` intake is answered after hookline's own fsync of the WAL
-//! (`wal_sync`). Reads for the inspector go through a separate connection, which WAL lets run
+//! (`wal_sync`). Between batches it merges new event ids into the dedupe index (`dedupe`) and
+//! finishes the WAL checkpoints a thread of their own runs (`checkpoint`, both through
+//! `upkeep`). Reads for the inspector go through a separate connection, which WAL lets run
 //! beside the writer (`reader`). The [`Store`] methods below only say which of the two runs
 //! what; the SQL lives in the modules named after what it does (`insert`, `queue`, `attempts`,
 //! `replay`, `prune`, `reads`), on top of `schema`, `filters` and `rows`.
@@ -10,6 +12,8 @@
 mod attempts;
 mod backup;
 mod batch_thread;
+mod checkpoint;
+mod dedupe;
 mod error;
 mod filters;
 mod insert;
@@ -22,6 +26,7 @@ mod reads;
 mod replay;
 mod rows;
 mod schema;
+mod upkeep;
 mod wal_sync;
 mod writer;
 
@@ -35,21 +40,20 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 pub use self::backup::Copied;
+use self::checkpoint::Checkpoints;
+use self::dedupe::{EventIds, SharedIds};
 use self::error::Failure;
 use self::insert::EventRow;
 use self::lock::{DataDirLock, LockError};
 use self::millis::now_ms;
 use self::reader::Reader;
+use self::upkeep::StoreUpkeep;
 use self::writer::Writer;
 use super::{
     AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary,
     InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
 };
 use crate::envelope::Envelope;
-
-/// WAL pages (4 KiB) after which a commit checkpoints: about 256 MiB of WAL on disk (more only
-/// while a long inspector read keeps a checkpoint from completing).
-const WAL_CHECKPOINT_PAGES: u32 = 65536;
 
 /// SQLite durability trade-off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -70,6 +74,8 @@ pub struct SqliteStore {
     reader: Reader,
     /// The data directory's lock: no other hookline opens this inbox while a clone lives.
     _lock: Arc<DataDirLock>,
+    /// The ids of recent events, which the insert and prune jobs use on the writer thread.
+    ids: SharedIds,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -88,20 +94,28 @@ impl SqliteStore {
             LockError::Io { source, .. } => error::cannot_open(dir, &source),
         })?;
         let path = Self::db_path(dir);
-        let (writer, reader) = open_connections(&path, max_size).map_err(|e| match e {
+        let opening = |e: Failure| match e {
             Failure::Database(e) => error::cannot_open(dir, &e),
             Failure::Refused(e) => e,
-        })?;
+        };
+        let (writer, reader) = open_connections(&path, max_size).map_err(opening)?;
+        let ids = SharedIds::new(EventIds::load(&writer).map_err(|e| opening(e.into()))?);
         let fsync_wal_of = match synchronous {
             Synchronous::Full => Some(path.as_path()),
             Synchronous::Normal => None,
         };
-        let writer = Writer::start(writer, fsync_wal_of)
-            .map_err(|e| StoreError::Unavailable(format!("cannot start store threads: {e}")))?;
+        let threads = |e| StoreError::Unavailable(format!("cannot start store threads: {e}"));
+        let (checkpoints, writer) = Checkpoints::start(&path, writer).map_err(threads)?;
+        let upkeep = StoreUpkeep {
+            ids: ids.clone(),
+            checkpoints,
+        };
+        let writer = Writer::start(writer, fsync_wal_of, Box::new(upkeep)).map_err(threads)?;
         Ok(SqliteStore {
             writer,
             reader: Reader::new(reader),
             _lock: Arc::new(lock),
+            ids,
         })
     }
 
@@ -139,17 +153,13 @@ fn open_connections(path: &Path, max_size: u64) -> Result<(Connection, Connectio
 
 /// Opens a connection in WAL mode. Commits do not fsync by themselves (`NORMAL`): with
 /// `synchronous = full` hookline fsyncs the WAL itself before acknowledging (see `wal_sync`).
-///
-/// A checkpoint runs inside the commit that crosses [`WAL_CHECKPOINT_PAGES`] and stalls that
-/// batch, so they are spaced far apart: with 64 connections only the requests in flight at a
-/// stall wait, and fewer stalls keep them out of the p99 (docs/performance.md).
+/// No connection checkpoints when it commits: a thread of its own does (see `checkpoint`).
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.execute_batch(&format!(
+    conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096;
-         PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};"
-    ))?;
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096; PRAGMA wal_autocheckpoint = 0;",
+    )?;
     Ok(conn)
 }
 
@@ -161,9 +171,10 @@ impl Store for SqliteStore {
         deliveries: Vec<NewDelivery>,
     ) -> Result<InsertOutcome, StoreError> {
         let row = EventRow::from(envelope);
+        let ids = self.ids.clone();
         self.writer
             .write_durable("insert an event", move |tx| {
-                insert::insert_event(tx, &row, &deliveries)
+                insert::insert_event(tx, &mut ids.lock(), &row, &deliveries)
             })
             .await
     }
@@ -262,7 +273,7 @@ impl Store for SqliteStore {
         dedupe_window: Duration,
         retention: Duration,
     ) -> Result<PruneStats, StoreError> {
-        prune::prune(&self.writer, dedupe_window, retention).await
+        prune::prune(&self.writer, &self.ids, dedupe_window, retention).await
     }
 
     async fn counts(&self) -> Result<DeliveryCounts, StoreError> {

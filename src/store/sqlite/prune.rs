@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Transaction};
 
+use super::dedupe::{EventIds, SharedIds};
 use super::error::Failure;
 use super::millis::now_ms;
 use super::writer::Writer;
@@ -18,6 +19,7 @@ const PRUNE_CHUNK: i64 = 2000;
 /// its body is.
 pub(super) async fn prune(
     writer: &Writer,
+    ids: &SharedIds,
     dedupe_window: Duration,
     retention: Duration,
 ) -> Result<PruneStats, StoreError> {
@@ -26,9 +28,10 @@ pub(super) async fn prune(
     let keep_bodies = retention.as_millis() as i64;
     let mut total = PruneStats::default();
     loop {
+        let ids = ids.clone();
         let step = writer
             .write("prune the inbox", move |tx| {
-                prune_step(tx, now - keep_ids, now - keep_bodies)
+                prune_step(tx, &mut ids.lock(), now - keep_ids, now - keep_bodies)
             })
             .await?;
         total.events_deleted += step.events_deleted;
@@ -40,27 +43,31 @@ pub(super) async fn prune(
 }
 
 /// One step: deletes up to a chunk of finished events received before `delete_before` (with
-/// their deliveries and attempts), and drops the bodies of up to a chunk received before
+/// their deliveries, attempts and ids), and drops the bodies of up to a chunk received before
 /// `strip_before`.
 fn prune_step(
     tx: &Transaction<'_>,
+    ids: &mut EventIds,
     delete_before: i64,
     strip_before: i64,
 ) -> Result<PruneStats, Failure> {
     const UNFINISHED: &str = "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = events.seq AND x.state IN ('pending', 'inflight'))";
-    let seqs: Vec<i64> = tx
+    let doomed: Vec<(i64, String)> = tx
         .prepare_cached(&format!(
-            "SELECT seq FROM events WHERE received_at < ?1 AND NOT {UNFINISHED} LIMIT ?2"
+            "SELECT seq, id FROM events WHERE received_at < ?1 AND NOT {UNFINISHED} LIMIT ?2"
         ))?
-        .query_map(params![delete_before, PRUNE_CHUNK], |r| r.get(0))?
+        .query_map(params![delete_before, PRUNE_CHUNK], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<Result<_, _>>()?;
-    for seq in &seqs {
+    for (seq, id) in &doomed {
         tx.execute(
             "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq = ?1)",
             [seq],
         )?;
         tx.execute("DELETE FROM deliveries WHERE event_seq = ?1", [seq])?;
         tx.execute("DELETE FROM events WHERE seq = ?1", [seq])?;
+        ids.remove(tx, id, *seq)?;
     }
     let stripped = tx.execute(
         &format!(
@@ -70,7 +77,7 @@ fn prune_step(
         params![strip_before, PRUNE_CHUNK],
     )?;
     Ok(PruneStats {
-        events_deleted: seqs.len() as u64,
+        events_deleted: doomed.len() as u64,
         bodies_dropped: stripped as u64,
     })
 }

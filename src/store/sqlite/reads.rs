@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
 
 use super::attempts;
+use super::dedupe::seq_of_id;
 use super::error::Failure;
 use super::filters::{select_filtered, FilterSql, DEAD};
 use super::millis::from_ms;
@@ -62,9 +63,12 @@ pub(super) fn dead_letters(
 
 /// One event with its body, its deliveries and their attempts.
 pub(super) fn event(conn: &Connection, id: &str) -> Result<Option<EventDetail>, Failure> {
+    let Some(seq) = seq_of_id(conn, id)? else {
+        return Ok(None);
+    };
     let found = conn
-        .prepare_cached(&format!("{} WHERE e.id = ?1", summary_select()))?
-        .query_row([id], summary_from_row)
+        .prepare_cached(&format!("{} WHERE e.seq = ?1", summary_select()))?
+        .query_row([seq], summary_from_row)
         .optional()?;
     let Some(summary) = found else {
         return Ok(None);

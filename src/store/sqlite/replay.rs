@@ -4,6 +4,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use super::dedupe::seq_of_id;
 use super::error::Failure;
 use super::filters::{FilterSql, DEAD};
 use super::millis::now_ms;
@@ -41,16 +42,14 @@ pub(super) fn replay_event(
     id: &str,
     routes: &[NewDelivery],
 ) -> Result<u64, Failure> {
-    let row: Option<(i64, bool)> = tx
-        .query_row(
-            "SELECT seq, body IS NOT NULL FROM events WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((seq, has_body)) = row else {
+    let Some(seq) = seq_of_id(tx, id)? else {
         return Err(StoreError::NotFound(format!("event {id}")).into());
     };
+    let has_body: bool = tx.query_row(
+        "SELECT body IS NOT NULL FROM events WHERE seq = ?1",
+        [seq],
+        |r| r.get(0),
+    )?;
     if !has_body {
         return Err(StoreError::Conflict(format!(
             "event {id} is past its retention: its body is no longer stored"

@@ -2,6 +2,8 @@
 
 use rusqlite::Connection;
 
+use super::dedupe::id_hash;
+
 /// The condition of the partial index `deliveries_open`: deliveries that are pending, in flight
 /// or dead. Delivered ones, nearly all of them, stay out of it: a direct hand-over (inserted in
 /// flight, then delivered) adds an entry and removes it again in the same few pages, instead of
@@ -16,14 +18,14 @@ macro_rules! open_delivery {
 }
 pub(super) use open_delivery;
 
-/// The tables. `user_version` 2 replaced the full index `deliveries_due` by `deliveries_open`;
-/// 3 added the `success_*` columns of `deliveries` (see [`super::attempts::finish`]), which
-/// [`add_success_columns`] adds to an older inbox.
-pub(super) const SCHEMA: &str = concat!(
-    "
-CREATE TABLE IF NOT EXISTS events (
+/// The columns of `events`, as `CREATE TABLE <name>` continues. The id is not `UNIQUE`: the ids
+/// of events are kept apart, by hash, in `event_ids` and `event_ids_new` (see
+/// [`super::dedupe`]).
+macro_rules! events_columns {
+    () => {
+        "(
     seq          INTEGER PRIMARY KEY,
-    id           TEXT NOT NULL UNIQUE,
+    id           TEXT NOT NULL,
     source       TEXT NOT NULL,
     endpoint     TEXT NOT NULL,
     provider_id  TEXT NOT NULL,
@@ -31,8 +33,33 @@ CREATE TABLE IF NOT EXISTS events (
     received_at  INTEGER NOT NULL,
     decode_error TEXT,
     body         BLOB
-);
+)"
+    };
+}
+
+/// The version [`apply`] brings an inbox to.
+pub(super) const VERSION: i64 = 4;
+
+/// The tables. `user_version` 2 replaced the full index `deliveries_due` by `deliveries_open`;
+/// 3 added the `success_*` columns of `deliveries` (see [`super::attempts::finish`]), which
+/// [`add_success_columns`] adds to an older inbox; 4 moved the ids of events out of a `UNIQUE`
+/// index on `events.id` into `event_ids` and `event_ids_new`, which [`move_ids_out_of_events`]
+/// does for an older inbox.
+pub(super) const SCHEMA: &str = concat!(
+    "
+CREATE TABLE IF NOT EXISTS events ",
+    events_columns!(),
+    ";
 CREATE INDEX IF NOT EXISTS events_received ON events(received_at);
+CREATE TABLE IF NOT EXISTS event_ids (
+    hash INTEGER NOT NULL,
+    seq  INTEGER NOT NULL,
+    PRIMARY KEY (hash, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_ids_new (
+    seq  INTEGER PRIMARY KEY,
+    hash INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     id          INTEGER PRIMARY KEY,
     event_seq   INTEGER NOT NULL,
@@ -64,14 +91,55 @@ CREATE TABLE IF NOT EXISTS attempts (
     error       TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts(delivery_id);
-PRAGMA user_version = 3;
 "
 );
 
 /// Creates the tables of a new inbox, or brings those of an older one up to date.
 pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
-    add_success_columns(conn)
+    add_success_columns(conn)?;
+    move_ids_out_of_events(conn)?;
+    conn.execute_batch(&format!("PRAGMA user_version = {VERSION};"))
+}
+
+/// Rebuilds the `events` table of an inbox made before version 4 without its `UNIQUE` index on
+/// `id` (SQLite cannot drop that index alone), and fills `event_ids` with the ids of its events,
+/// sorted by hash. One transaction: an interrupted migration leaves the inbox as it was, and
+/// runs again at the next start. It copies every event once, so a large inbox takes a while
+/// (docs/deployment.md, "Upgrading").
+fn move_ids_out_of_events(conn: &Connection) -> rusqlite::Result<()> {
+    let unique: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master
+         WHERE type = 'index' AND tbl_name = 'events' AND name LIKE 'sqlite_autoindex_events_%'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !unique {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(concat!(
+        "CREATE TABLE events_v4 ",
+        events_columns!(),
+        ";
+         INSERT INTO events_v4 (seq, id, source, endpoint, provider_id, event_type, received_at, decode_error, body)
+             SELECT seq, id, source, endpoint, provider_id, event_type, received_at, decode_error, body FROM events;
+         DROP TABLE events;
+         ALTER TABLE events_v4 RENAME TO events;
+         CREATE INDEX events_received ON events(received_at);"
+    ))?;
+    let mut ids: Vec<(i64, i64)> = tx
+        .prepare("SELECT seq, id FROM events")?
+        .query_map([], |r| Ok((id_hash(&r.get::<_, String>(1)?), r.get(0)?)))?
+        .collect::<Result<_, _>>()?;
+    ids.sort_unstable();
+    {
+        let mut insert = tx.prepare("INSERT INTO event_ids (hash, seq) VALUES (?1, ?2)")?;
+        for (hash, seq) in ids {
+            insert.execute([hash, seq])?;
+        }
+    }
+    tx.commit()
 }
 
 /// Adds the columns that hold a delivery's successful attempt to a `deliveries` table created

@@ -13,10 +13,11 @@ use super::filters::DEAD;
 use super::queue::{EXPEDITE, RELEASE_LEASES, SELECT_DUE};
 use super::reads::{COUNT_OPEN, OLDEST_WAITING};
 use super::rows::DELIVERY_SELECT;
-use super::schema::SCHEMA;
-use super::{open_connection, SqliteStore, Synchronous};
+use super::schema::{self, SCHEMA};
+use super::{checkpoint, open_connection, SqliteStore, Synchronous};
+use crate::envelope::Envelope;
 use crate::store::conformance::{attempt, attempt_once, event, outcomes, route, to, Fixture};
-use crate::store::{DeliveryStart, NextStep, Store, SuccessRecord};
+use crate::store::{DeliveryStart, InsertOutcome, NextStep, Store, SuccessRecord};
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, Synchronous::Full, 0).unwrap()
@@ -107,7 +108,7 @@ fn opening_an_older_inbox_replaces_the_full_delivery_index() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, schema::VERSION);
 }
 
 /// The rule itself is the conformance suite's
@@ -187,4 +188,127 @@ async fn opening_an_inbox_without_success_columns_adds_them_and_keeps_its_histor
     attempt_once(&store, "h", attempt(200, None), NextStep::Delivered).await;
     let detail = store.event(&e.id).await.unwrap().unwrap();
     assert_eq!(detail.deliveries[0].history.len(), 2);
+}
+
+#[tokio::test]
+async fn opening_an_inbox_with_unique_event_ids_moves_them_to_the_dedupe_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = SqliteStore::db_path(dir.path());
+    let (first, second) = (
+        event("m1", TimeDelta::zero()),
+        event("m2", TimeDelta::zero()),
+    );
+    {
+        let store = open(dir.path());
+        store.insert(&first, to("h")).await.unwrap();
+        store.insert(&second, to("h")).await.unwrap();
+    }
+    {
+        // As version 3 left it: the ids in a UNIQUE index of `events`, no `event_ids*`.
+        let conn = open_connection(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE events_v3 (
+                 seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+                 endpoint TEXT NOT NULL, provider_id TEXT NOT NULL, event_type TEXT NOT NULL,
+                 received_at INTEGER NOT NULL, decode_error TEXT, body BLOB);
+             INSERT INTO events_v3 SELECT * FROM events;
+             DROP TABLE events;
+             ALTER TABLE events_v3 RENAME TO events;
+             CREATE INDEX events_received ON events(received_at);
+             DROP TABLE event_ids;
+             DROP TABLE event_ids_new;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let store = open(dir.path());
+    let detail = store
+        .event(&first.id)
+        .await
+        .unwrap()
+        .expect("found by its id");
+    assert_eq!(detail.deliveries.len(), 1);
+    assert_eq!(
+        store.insert(&first, to("h")).await.unwrap(),
+        InsertOutcome::Duplicate
+    );
+    let third = event("m3", TimeDelta::zero());
+    assert!(matches!(
+        store.insert(&third, to("h")).await.unwrap(),
+        InsertOutcome::Stored { .. }
+    ));
+    drop(store);
+    let conn = open_connection(&path).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT COUNT(*) FROM event_ids"),
+        2,
+        "the old ids, merged"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM event_ids_new"),
+        1,
+        "the new one"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_events%'"),
+        0
+    );
+    assert_eq!(count("PRAGMA user_version"), schema::VERSION);
+}
+
+/// Checkpoints run beside the writer (`checkpoint`): once the WAL holds more than
+/// `CHECKPOINT_AT` frames, its pages are copied into the database file and the WAL starts over,
+/// so that inserting more stops growing it.
+#[tokio::test]
+async fn a_wal_past_the_checkpoint_threshold_is_copied_and_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Synchronous::Normal, 0).unwrap();
+    let path = SqliteStore::db_path(dir.path());
+    let size = |suffix: &str| {
+        let file = format!("{}{suffix}", path.display());
+        std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)
+    };
+    // 64 KiB bodies: 17 frames each, so a few thousand events fill the WAL past the threshold.
+    let body = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    let mut sent = 0;
+    let mut insert = |count: usize| {
+        let events: Vec<Envelope> = (sent..sent + count)
+            .map(|n| {
+                let e = event(&format!("m{n}"), TimeDelta::zero());
+                Envelope::restore(
+                    e.source,
+                    e.endpoint,
+                    e.provider_id,
+                    e.event_type,
+                    e.received_at,
+                    None,
+                    body.clone(),
+                )
+            })
+            .collect();
+        sent += count;
+        let store = store.clone();
+        async move {
+            for e in &events {
+                store.insert(e, Vec::new()).await.unwrap();
+            }
+        }
+    };
+    let threshold = u64::from(checkpoint::CHECKPOINT_AT) * 4096;
+    insert(1200).await;
+    assert!(size("-wal") > threshold, "{} bytes of WAL", size("-wal"));
+    // Every further round that finds the WAL no larger shows it started over; without
+    // checkpoints each round of 200 events would grow it by 13 MiB.
+    let mut rounds = 0;
+    loop {
+        let before = size("-wal");
+        insert(200).await;
+        rounds += 1;
+        if size("-wal") == before {
+            break;
+        }
+        assert!(rounds < 50, "the WAL keeps growing: {} bytes", size("-wal"));
+    }
+    assert!(size("") > threshold / 2, "copied into the database file");
 }

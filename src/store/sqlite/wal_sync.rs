@@ -17,10 +17,18 @@
 //! the WAL only grows until a checkpoint has copied it into the database file, and with `NORMAL`
 //! SQLite syncs the WAL before and the database file after every checkpoint, before the WAL is
 //! reused.
+//!
+//! One more thing `FULL` does: the first time SQLite syncs a WAL file it created, it also syncs
+//! the directory, so that the file's entry survives a power cut too (on some file systems a new
+//! file fsynced without its directory can vanish). hookline creates the WAL anew on every start
+//! after a clean shutdown (SQLite deletes it on close) and on the first start, where the
+//! database file is new too; so whenever a syncer meets a WAL file it has not synced before, it
+//! syncs the data directory after the file, before releasing anyone: both files' entries are on
+//! disk before the first acknowledgement that depends on them.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -93,14 +101,21 @@ struct WalFile {
     path: PathBuf,
     /// The open file and its inode, once opened.
     open: Option<(File, u64)>,
+    /// The inode whose directory entry this syncer has synced.
+    entry_synced: Option<u64>,
 }
 
 impl WalFile {
     fn new(path: PathBuf) -> Self {
-        WalFile { path, open: None }
+        WalFile {
+            path,
+            open: None,
+            entry_synced: None,
+        }
     }
 
-    /// Flushes the WAL's data to stable storage.
+    /// Flushes the WAL's data to stable storage, and the data directory after a WAL file this
+    /// syncer has not synced before (see the module doc).
     fn sync(&mut self) -> std::io::Result<()> {
         let current = std::fs::metadata(&self.path)?.ino();
         if self.open.as_ref().map(|(_, ino)| *ino) != Some(current) {
@@ -108,11 +123,21 @@ impl WalFile {
             let ino = file.metadata()?.ino();
             self.open = Some((file, ino));
         }
-        match &self.open {
-            Some((file, _)) => file.sync_data(),
-            None => Err(std::io::Error::other("WAL file not open")),
+        let Some((file, ino)) = &self.open else {
+            return Err(std::io::Error::other("WAL file not open"));
+        };
+        file.sync_data()?;
+        if self.entry_synced != Some(*ino) {
+            sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+            self.entry_synced = Some(*ino);
         }
+        Ok(())
     }
+}
+
+/// Flushes a directory's entries (files created, renamed or deleted in it) to stable storage.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -162,5 +187,35 @@ mod tests {
         std::fs::write(&path, b"two").unwrap();
         wal.sync().unwrap();
         assert_ne!(wal.open.as_ref().unwrap().1, first);
+    }
+
+    #[test]
+    fn the_directory_is_synced_after_each_new_wal_file_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db-wal");
+        std::fs::write(&path, b"one").unwrap();
+        let mut wal = WalFile::new(path.clone());
+        assert_eq!(wal.entry_synced, None);
+        wal.sync().unwrap();
+        let first = wal.open.as_ref().unwrap().1;
+        assert_eq!(wal.entry_synced, Some(first), "synced with the first WAL");
+        wal.sync().unwrap();
+        assert_eq!(wal.entry_synced, Some(first));
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"two").unwrap();
+        wal.sync().unwrap();
+        let second = wal.open.as_ref().unwrap().1;
+        assert_eq!(
+            wal.entry_synced,
+            Some(second),
+            "and again with its replacement"
+        );
+    }
+
+    #[test]
+    fn a_directory_sync_reports_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(sync_dir(dir.path()).is_ok());
+        assert!(sync_dir(&dir.path().join("gone")).is_err());
     }
 }

@@ -5,8 +5,10 @@
 //! one transaction and commits once. If one job hits a database error, the batch is rolled back
 //! and its jobs are committed one by one, so that the others do not fail with it. With
 //! `synchronous = full`, durable jobs (intake) are answered after hookline's own fsync of the
-//! WAL, one per batch rather than per request (see [`WalSync`]).
+//! WAL, one per batch rather than per request (see [`WalSync`]). Between batches the thread
+//! does its [`Upkeep`].
 
+use std::ops::DerefMut;
 use std::path::Path;
 
 use rusqlite::{Connection, Transaction};
@@ -32,11 +34,28 @@ pub(super) struct Writer {
     jobs: mpsc::Sender<Box<dyn WriteJob>>,
 }
 
+/// What the writer thread does besides its jobs: it is told how each transaction ended, and
+/// gets the connection between batches, once their callers are answered or waiting for the
+/// fsync.
+pub(super) trait Upkeep: Send {
+    /// A transaction committed (`true`) or rolled back.
+    fn settled(&mut self, committed: bool);
+    /// Work that must not hold up a batch: run after each one.
+    fn between_batches(&mut self, conn: &mut Connection);
+}
+
 impl Writer {
     /// Starts the writer thread on `conn`. With `fsync_wal_of`, the database whose WAL it is,
     /// durable jobs are answered only once hookline has fsynced that WAL after their commit;
     /// without, as soon as they are committed.
-    pub(super) fn start(conn: Connection, fsync_wal_of: Option<&Path>) -> std::io::Result<Self> {
+    pub(super) fn start<C>(
+        conn: C,
+        fsync_wal_of: Option<&Path>,
+        upkeep: Box<dyn Upkeep>,
+    ) -> std::io::Result<Self>
+    where
+        C: DerefMut<Target = Connection> + Send + 'static,
+    {
         let syncer = match fsync_wal_of {
             Some(db) => Some(WalSync::start(db.to_path_buf(), FSYNC_THREADS)?),
             None => None,
@@ -46,7 +65,7 @@ impl Writer {
             .name("hookline-store".into())
             .spawn(move || {
                 batch_thread::run_as_batch();
-                writer_loop(conn, queue, syncer)
+                writer_loop(conn, queue, syncer, upkeep)
             })?;
         Ok(Writer { jobs })
     }
@@ -164,12 +183,13 @@ where
     }
 }
 
-/// The writer thread: batch, run, commit, then reply or hand durable jobs to the syncers, until
-/// every sender is gone.
-fn writer_loop(
-    mut conn: Connection,
+/// The writer thread: batch, run, commit, then reply or hand durable jobs to the syncers, then
+/// upkeep, until every sender is gone.
+fn writer_loop<C: DerefMut<Target = Connection>>(
+    mut conn: C,
     mut queue: mpsc::Receiver<Box<dyn WriteJob>>,
     syncer: Option<WalSync<dyn WriteJob>>,
+    mut upkeep: Box<dyn Upkeep>,
 ) {
     let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
@@ -186,12 +206,14 @@ fn writer_loop(
         if events > 0 {
             crate::metrics::commit_batch(events);
         }
-        match commit_together(&mut conn, &mut batch) {
+        let conn = &mut *conn;
+        match commit_together(conn, &mut batch, &mut *upkeep) {
             Err(BatchError::Job(e)) if batch.len() > 1 => {
                 // One job's database error must not fail the others: commit each on its own.
                 tracing::warn!(error = %e, jobs = batch.len(), "a job failed; committing the batch's jobs one by one");
                 for mut job in batch.drain(..) {
-                    let commit = commit_together(&mut conn, std::slice::from_mut(&mut job));
+                    let jobs = std::slice::from_mut(&mut job);
+                    let commit = commit_together(conn, jobs, &mut *upkeep);
                     complete(vec![job], commit.map_err(String::from), syncer.as_ref());
                 }
             }
@@ -201,7 +223,11 @@ fn writer_loop(
                 syncer.as_ref(),
             ),
         }
+        upkeep.between_batches(conn);
     }
+    // The connection goes before the upkeep, which may hold what SQLite calls back into.
+    drop(conn);
+    drop(upkeep);
 }
 
 /// Why a batch did not commit: because of one job (the others may succeed alone), or because
@@ -221,11 +247,19 @@ impl From<BatchError> for String {
     }
 }
 
-/// Runs jobs in one transaction and commits it, or rolls it back on the first database error.
+/// Runs jobs in one transaction and commits it, or rolls it back on the first database error;
+/// tells `upkeep` which.
 fn commit_together(
     conn: &mut Connection,
     jobs: &mut [Box<dyn WriteJob>],
+    upkeep: &mut dyn Upkeep,
 ) -> Result<(), BatchError> {
+    let result = run_and_commit(conn, jobs);
+    upkeep.settled(result.is_ok());
+    result
+}
+
+fn run_and_commit(conn: &mut Connection, jobs: &mut [Box<dyn WriteJob>]) -> Result<(), BatchError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| BatchError::Transaction(error::unavailable("begin a transaction", &e)))?;

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::envelope::Envelope;
 
@@ -304,6 +305,29 @@ pub struct PruneStats {
     pub bodies_dropped: u64,
 }
 
+/// Which in-flight deliveries [`Store::release_leases`] puts back in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leases {
+    /// Those whose lease has run out: their worker died or hung.
+    Expired,
+    /// What a process that starts finds in flight and no running worker can hold: every lease
+    /// in a store that one process uses at a time (SQLite, in its data directory), since nothing
+    /// can be running yet; only the expired ones in a store that replicas share (PostgreSQL),
+    /// where a fresh lease belongs to a delivery another replica is running.
+    LeftAtStart,
+}
+
+/// Work that became due in a store shared with other processes, for this process's workers
+/// (see [`Store::due_work`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DueWork {
+    /// This handler has deliveries due now: committed pending, released, expedited or replayed
+    /// by any process that uses the store.
+    Handler(String),
+    /// Any handler may have: notices may have been missed (after a reconnection).
+    AnyHandler,
+}
+
 /// The inbox interface. Implementations must make `insert` durable before returning `Ok`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -330,9 +354,8 @@ pub trait Store: Send + Sync + 'static {
         next: NextStep,
     ) -> Result<(), StoreError>;
 
-    /// Puts in-flight deliveries back in the queue: all of them (at start-up, when nothing can be
-    /// running yet), or only those whose lease has expired (their worker died or hung).
-    async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError>;
+    /// Puts in-flight deliveries back in the queue, those that `which` says; returns how many.
+    async fn release_leases(&self, which: Leases) -> Result<u64, StoreError>;
 
     /// Makes every pending delivery of `handler` due now (its target is back after failures).
     async fn expedite(&self, handler: &str) -> Result<u64, StoreError>;
@@ -364,4 +387,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delivery counts by state.
     async fn counts(&self) -> Result<DeliveryCounts, StoreError>;
+
+    /// Notices of work that other processes made due, for a store that several processes share;
+    /// `None` for one that only this process uses, where intake's and dispatch's own wake-ups
+    /// see everything. Every call subscribes anew.
+    fn due_work(&self) -> Option<broadcast::Receiver<DueWork>> {
+        None
+    }
+
+    /// Whether the store can be expected to commit now: `false` while it is known to be
+    /// unreachable, so that readiness says so before a request fails.
+    fn is_available(&self) -> bool {
+        true
+    }
 }

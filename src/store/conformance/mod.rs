@@ -71,6 +71,15 @@ pub trait Fixture: Send + Sync {
     /// Opens the store. The first call finds it empty; a later one, once every handle of the
     /// earlier ones is dropped, finds everything they committed.
     async fn open(&self) -> Arc<dyn Store>;
+
+    /// Whether the store is one that several processes share (replicas on one database). Such
+    /// a store cannot tell a lease left by a process that died from one held by a replica that
+    /// is running its delivery, so at start-up it releases only expired leases
+    /// ([`Leases::LeftAtStart`](crate::store::Leases::LeftAtStart)); the rules about start-up
+    /// expect what each kind of store does.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Makes one `#[tokio::test]` per rule of [`crate::store::conformance`], each running against

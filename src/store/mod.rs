@@ -2,13 +2,15 @@
 //! their attempts and their retry state live, so that a restart resumes where it stopped.
 //!
 //! [`Store`] is the interface the rest of hookline uses; [`sqlite::SqliteStore`] is the embedded
-//! default. Nothing here names a database: an implementation keeps its own errors, settings and
-//! SQL in its folder, and keeps the rules that `conformance` checks (compiled for tests, and
-//! for other crates with the cargo feature `conformance`).
+//! default, [`postgres::PostgresStore`] the one that several replicas share. Nothing here names a
+//! database: an implementation keeps its own errors, settings and SQL in its folder, and keeps
+//! the rules that `conformance` checks (compiled for tests, and for other crates with the cargo
+//! feature `conformance`).
 
 #[cfg(any(test, feature = "conformance"))]
 #[doc(hidden)]
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -21,10 +23,11 @@ use tokio::sync::broadcast;
 
 use crate::envelope::Envelope;
 
+pub use postgres::{DatabaseUrl, PostgresStore};
 pub use sqlite::{SqliteStore, Synchronous};
 
 /// Why the store could not do what was asked. Intake answers any of these with 503.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store could not read or write (disk full, I/O error, read-only, corrupt …); the
     /// message says what it was doing and why it failed, in the words of the implementation.
@@ -305,6 +308,20 @@ pub struct PruneStats {
     pub bodies_dropped: u64,
 }
 
+/// Whether a delivery found in `state` may be replayed (`None`: neither it nor its event's body
+/// exists): the refusals every store gives, with the same words.
+pub(crate) fn replayable(delivery_id: i64, state: Option<&str>) -> Result<(), StoreError> {
+    match state {
+        None => Err(StoreError::NotFound(format!(
+            "delivery {delivery_id} (or its event body)"
+        ))),
+        Some("inflight") => Err(StoreError::Conflict(format!(
+            "delivery {delivery_id} is being attempted right now"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Which in-flight deliveries [`Store::release_leases`] puts back in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Leases {
@@ -378,7 +395,9 @@ pub trait Store: Send + Sync + 'static {
     /// Replays every dead letter that matches the filter; returns how many.
     async fn replay_dead(&self, filter: EventFilter) -> Result<u64, StoreError>;
 
-    /// Deletes what is older than the dedupe window and retention, keeping unfinished work.
+    /// Deletes what is older than the dedupe window and retention, keeping unfinished work. A
+    /// store that replicas share prunes on one of them at a time: a pass that finds another
+    /// replica's pass running does nothing.
     async fn prune(
         &self,
         dedupe_window: Duration,

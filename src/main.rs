@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use hookline::admin_client::{self, AdminClient};
 use hookline::config::Config;
 use hookline::server::{process, ServerBuilder};
+use hookline::store::PostgresStore;
 use hookline::{chatbrick, livedesk, send};
 use serde_json::Value;
 
@@ -35,6 +36,9 @@ enum Command {
     CheckConfig,
     /// Exit 0 when the server of this configuration is ready, 1 otherwise (for HEALTHCHECK).
     Healthcheck,
+    /// Bring the PostgreSQL schema (HOOKLINE_DATABASE_URL) up to date, then exit; replicas also
+    /// do it when they start, one at a time.
+    Migrate,
     /// Inspect stored events (talks to the running server's admin API).
     #[command(subcommand)]
     Events(EventsCommand),
@@ -175,6 +179,7 @@ async fn run(command: Command, config: Config) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Migrate => migrate(&config).await,
         Command::Events(command) => admin(&config, command_request(command)).await,
         Command::Replay(command) => admin(&config, replay_request(command)).await,
         Command::Send(command) => send_command(command).await,
@@ -195,6 +200,30 @@ async fn serve(config: Config) -> ExitCode {
     tracing::info!("shutting down: no new requests; finishing in-flight work");
     server.shutdown();
     server.wait().await;
+    ExitCode::SUCCESS
+}
+
+async fn migrate(config: &Config) -> ExitCode {
+    let Some(url) = &config.store.url else {
+        eprintln!(
+            "hookline: migrate is for PostgreSQL (HOOKLINE_DATABASE_URL); \
+             the SQLite inbox is brought up to date when serve opens it"
+        );
+        return ExitCode::from(2);
+    };
+    match PostgresStore::migrate(url).await {
+        Ok(done) if done.from == done.to => {
+            println!("{url}: schema at version {}, nothing to do", done.to)
+        }
+        Ok(done) => println!(
+            "{url}: schema migrated from version {} to {}",
+            done.from, done.to
+        ),
+        Err(e) => {
+            eprintln!("hookline: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
 }
 
@@ -250,7 +279,10 @@ fn check_config(config: &Config) -> ExitCode {
                 "none, loopback only"
             }
         ),
-        format!("data_dir          {}", config.data_dir.display()),
+        match &config.store.url {
+            Some(url) => format!("database          {url} (pool {})", config.store.pool_size),
+            None => format!("data_dir          {}", config.data_dir.display()),
+        },
         format!(
             "store             synchronous={:?} dedupe_window={} retention={}",
             config.store.synchronous,

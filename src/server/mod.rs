@@ -35,7 +35,7 @@ use crate::handlers::Handler;
 use crate::intake::Intake;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::sources::Endpoints;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 
 use client_ip::TrustedProxies;
 
@@ -66,7 +66,7 @@ pub struct ServerBuilder {
     handlers: Vec<HandlerEntry>,
     /// Routes given in code, after the configured ones.
     routes: Vec<RouteConfig>,
-    /// A store given in code instead of the SQLite one in `data_dir`.
+    /// A store given in code instead of the one the configuration names.
     store: Option<Arc<dyn Store>>,
 }
 
@@ -96,7 +96,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Uses this store instead of opening SQLite in `data_dir`.
+    /// Uses this store instead of the one the configuration names (PostgreSQL at `store.url`,
+    /// or SQLite in `data_dir`).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -116,11 +117,7 @@ impl ServerBuilder {
             .build(config.tolerance, &config.allowed_ips)?;
         let store: Arc<dyn Store> = match store {
             Some(store) => store,
-            None => Arc::new(SqliteStore::open(
-                &config.data_dir,
-                config.store.synchronous,
-                config.store.max_size,
-            )?),
+            None => open_store(&config).await?,
         };
         let mut handlers = configured_handlers(&config)?;
         handlers.extend(custom);
@@ -140,6 +137,19 @@ impl ServerBuilder {
             config, providers, store, intake, dispatcher, listeners,
         ))
     }
+}
+
+/// The inbox the configuration names: the PostgreSQL database of `store.url`, which replicas
+/// share, or else SQLite in `data_dir`.
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match &config.store.url {
+        Some(url) => Arc::new(PostgresStore::open(url, config.store.pool_size).await?),
+        None => Arc::new(SqliteStore::open(
+            &config.data_dir,
+            config.store.synchronous,
+            config.store.max_size,
+        )?),
+    })
 }
 
 /// Adds routes given in code to the configuration and checks them against all handlers.

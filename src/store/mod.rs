@@ -48,6 +48,11 @@ pub enum StoreError {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// The PostgreSQL database that replicas share (`postgres://user:password@host:port/db`);
+    /// without it, the inbox is SQLite in `data_dir`. Shown without its password.
+    pub url: Option<DatabaseUrl>,
+    /// Most connections to PostgreSQL at once, per replica.
+    pub pool_size: usize,
     /// SQLite `synchronous` setting (see [`Synchronous`]).
     pub synchronous: Synchronous,
     /// How long event ids are remembered to drop the provider's duplicates.
@@ -66,6 +71,8 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            url: None,
+            pool_size: postgres::DEFAULT_POOL_SIZE,
             synchronous: Synchronous::Full,
             dedupe_window: Duration::from_secs(7 * 24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),

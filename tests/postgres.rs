@@ -15,6 +15,8 @@ use std::time::Duration;
 use common::postgres::{Cluster, PASSWORD};
 use common::*;
 use hookline::config::{Config, RouteConfig};
+use hookline::server::ServerBuilder;
+use hookline::{Envelope, Handler, HandlerError};
 
 /// A test configuration on `url`, forwarding every event to `sink`.
 fn on_postgres(dir: &Path, url: &str, sink: &Sink) -> Config {
@@ -86,7 +88,87 @@ async fn two_servers_on_one_database_share_one_inbox() {
         received.len(),
         "each event forwarded once"
     );
+
+    // A replay through either replica's admin API delivers the event again.
+    let replayed = admin_post(&client, &b, &format!("/api/events/{}/replay", expected[1])).await;
+    assert_eq!(replayed["replayed"], 1, "{replayed}");
+    sink.wait_for(received.len() + 1, Duration::from_secs(20))
+        .await;
     for server in [a, b] {
+        server.shutdown();
+        server.wait().await;
+    }
+}
+
+/// Holds every event it gets until released: a replica whose handler is busy.
+struct Stuck(Arc<tokio::sync::Notify>);
+
+#[async_trait::async_trait]
+impl Handler for Stuck {
+    async fn handle(&self, _event: &Envelope) -> Result<(), HandlerError> {
+        self.0.notified().await;
+        Ok(())
+    }
+}
+
+/// Records the provider ids of the events it gets.
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+#[async_trait::async_trait]
+impl Handler for Recorder {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        self.0.lock().unwrap().push(event.provider_id.clone());
+        Ok(())
+    }
+}
+
+/// A replica whose handler has no free slot commits its events pending; the other replica,
+/// which has slots, runs them. (Each replica runs the handler under the same name.)
+#[tokio::test]
+async fn work_committed_on_a_busy_replica_runs_on_one_with_a_free_slot() {
+    let cluster = Cluster::shared();
+    let database_url = cluster.url(&cluster.database());
+    let replica = |dir: &Path| {
+        let mut config = config(dir);
+        config.store.url = Some(database_url.parse().unwrap());
+        config.routes = vec![RouteConfig::everything("work")];
+        config.delivery.shutdown_grace = Duration::from_millis(100);
+        ServerBuilder::new(config)
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let busy = replica(dir_a.path())
+        .handler("work", Stuck(release.clone()), 1)
+        .start()
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let free = replica(dir_b.path())
+        .handler("work", Recorder(seen.clone()), 4)
+        .start()
+        .await
+        .unwrap();
+
+    let client = reqwest::Client::new();
+    let body = br#"{"type":"store.created","data":{}}"#;
+    for n in 0..5 {
+        let id = format!("msg_busy_{n}");
+        let (status, _) = send_chatbrick(&client, busy.public_addr(), &id, body).await;
+        assert_eq!(status, 200);
+    }
+    // The busy replica holds one of them in its only slot; the other replica runs the rest.
+    let ran = eventually(Duration::from_secs(20), || async {
+        let seen = seen.lock().unwrap().clone();
+        (seen.len() >= 4).then_some(seen)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ran_once: HashSet<&String> = ran.iter().collect();
+    assert_eq!((ran.len(), ran_once.len()), (4, 4), "{ran:?}");
+    assert_eq!(seen.lock().unwrap().len(), 4);
+
+    release.notify_waiters();
+    for server in [busy, free] {
         server.shutdown();
         server.wait().await;
     }
@@ -372,4 +454,29 @@ fn migrate_runs_alone_and_serve_refuses_what_it_cannot_use() {
     assert!(!printed.contains(PASSWORD), "{printed}");
     let sqlite = hookline(&["migrate"], &[]);
     assert_eq!(sqlite.status.code(), Some(2), "{}", text(&sqlite));
+}
+
+/// A database that acknowledges commits before they are on disk is named at start: hookline's
+/// 2xx would then not mean durable.
+#[tokio::test]
+async fn a_database_with_synchronous_commit_off_is_warned_about() {
+    let cluster = Cluster::shared();
+    let database = cluster.database();
+    cluster.psql(
+        "postgres",
+        &format!("ALTER DATABASE {database} SET synchronous_commit = off"),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("hookline.log");
+    let mut server = hookline_command(&work.path().join("data"), &log)
+        .env("HOOKLINE_DATABASE_URL", cluster.url(&database))
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), || async {
+        started_addresses(&std::fs::read_to_string(&log).unwrap_or_default())
+    })
+    .await;
+    stop_server(&mut server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("synchronous_commit is off"), "{logged}");
 }

@@ -143,7 +143,12 @@ impl ServerBuilder {
 /// share, or else SQLite in `data_dir`.
 async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match &config.store.url {
-        Some(url) => Arc::new(PostgresStore::open(url, config.store.pool_size).await?),
+        Some(url) => {
+            if config.store.max_size > 0 {
+                tracing::warn!("store.max_size bounds the SQLite store only; PostgreSQL's disk is its operator's to watch");
+            }
+            Arc::new(PostgresStore::open(url, config.store.pool_size).await?)
+        }
         None => Arc::new(SqliteStore::open(
             &config.data_dir,
             config.store.synchronous,

@@ -65,6 +65,8 @@ pub struct StoreConfig {
     #[serde(with = "humantime_serde")]
     pub prune_interval: Duration,
     /// Upper bound on the database size in bytes; past it intake answers 503 (0 = no bound).
+    /// SQLite only: PostgreSQL's files do not shrink when rows are deleted, so a bound on them
+    /// would refuse events for good once reached.
     pub max_size: u64,
 }
 

@@ -82,6 +82,7 @@ impl PostgresStore {
     pub async fn open(url: &DatabaseUrl, pool_size: usize) -> Result<PostgresStore, StoreError> {
         let db = Arc::new(Db::new(url, pool_size).map_err(StoreError::Unavailable)?);
         let migrated = migrate_when_reachable(&db).await?;
+        warn_unless_commits_are_durable(&db).await;
         tracing::info!(database = %url, schema_version = migrated.to, "PostgreSQL store open");
         let notices = Notices::start(url.clone()).map_err(StoreError::Unavailable)?;
         Ok(PostgresStore {
@@ -115,6 +116,27 @@ async fn migrate_when_reachable(db: &Db) -> Result<Migrated, StoreError> {
             }
             Err(f) => return Err(db.error(MIGRATING, f)),
         }
+    }
+}
+
+/// Says so when the database acknowledges commits before they are on disk: hookline answers
+/// 2xx once its commit returns, so with `synchronous_commit = off` (set for the server, the
+/// database or hookline's role) an acknowledged event can be lost when PostgreSQL crashes.
+async fn warn_unless_commits_are_durable(db: &Db) {
+    let setting = db
+        .run("read synchronous_commit", async |conn| {
+            let row = conn.query_one("SHOW synchronous_commit", &[]).await?;
+            Ok(row.try_get::<_, String>(0)?)
+        })
+        .await;
+    match setting.as_deref() {
+        Ok("off") => tracing::warn!(
+            "PostgreSQL's synchronous_commit is off: events are acknowledged before their commit \
+             is on disk, and a crash of PostgreSQL can lose acknowledged events \
+             (docs/postgres.md, \"Durability\")"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read synchronous_commit"),
     }
 }
 

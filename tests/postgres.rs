@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -254,15 +254,7 @@ async fn postgres_stopped_under_load_answers_503_and_loses_nothing_acknowledged(
     let cluster = Arc::new(Cluster::start());
     let database = cluster.database();
     let work = tempfile::tempdir().unwrap();
-    let log = work.path().join("hookline.log");
-    let mut server = hookline_command(&work.path().join("data"), &log)
-        .env("HOOKLINE_DATABASE_URL", cluster.url(&database))
-        .spawn()
-        .unwrap();
-    let (public, _) = eventually(Duration::from_secs(30), || async {
-        started_addresses(&std::fs::read_to_string(&log).unwrap_or_default())
-    })
-    .await;
+    let (mut server, public, log) = serve(work.path(), &cluster.url(&database)).await;
     let client = reqwest::Client::new();
     wait_ready(&client, public, Duration::from_secs(10)).await;
 
@@ -343,6 +335,21 @@ async fn postgres_stopped_under_load_answers_503_and_loses_nothing_acknowledged(
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("cannot commit event"), "{logged}");
     assert!(!logged.contains(PASSWORD), "{logged}");
+}
+
+/// Starts `hookline serve` on `database_url`, its data and log in `work`; returns it once it
+/// has started, with its public address and its log file.
+async fn serve(work: &Path, database_url: &str) -> (Child, std::net::SocketAddr, PathBuf) {
+    let log = work.join("hookline.log");
+    let server = hookline_command(&work.join("data"), &log)
+        .env("HOOKLINE_DATABASE_URL", database_url)
+        .spawn()
+        .unwrap();
+    let (public, _) = eventually(Duration::from_secs(30), || async {
+        started_addresses(&std::fs::read_to_string(&log).unwrap_or_default())
+    })
+    .await;
+    (server, public, log)
 }
 
 /// Ends `hookline serve` with SIGTERM, as an orchestrator does.
@@ -467,15 +474,7 @@ async fn a_database_with_synchronous_commit_off_is_warned_about() {
         &format!("ALTER DATABASE {database} SET synchronous_commit = off"),
     );
     let work = tempfile::tempdir().unwrap();
-    let log = work.path().join("hookline.log");
-    let mut server = hookline_command(&work.path().join("data"), &log)
-        .env("HOOKLINE_DATABASE_URL", cluster.url(&database))
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(30), || async {
-        started_addresses(&std::fs::read_to_string(&log).unwrap_or_default())
-    })
-    .await;
+    let (mut server, _, log) = serve(work.path(), &cluster.url(&database)).await;
     stop_server(&mut server);
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("synchronous_commit is off"), "{logged}");

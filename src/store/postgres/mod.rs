@@ -47,7 +47,7 @@ use crate::envelope::Envelope;
 pub use self::schema::Migrated;
 pub use self::url::DatabaseUrl;
 
-/// Connections per replica unless `store.pool_size` says otherwise: enough for two commits in
+/// Connections per replica unless `store.pool_size` says otherwise: enough for four commits in
 /// flight, every handler's claims and attempt records, and the admin API; three replicas take
 /// about 50 of PostgreSQL's default 100.
 pub const DEFAULT_POOL_SIZE: usize = 16;

@@ -247,6 +247,16 @@ impl Config {
         if let Some(v) = vars.plain("HOOKLINE_SYNCHRONOUS") {
             self.store.synchronous = parse_synchronous(&v)?;
         }
+        if let Some(v) = vars.secret("HOOKLINE_DATABASE_URL")? {
+            let url = v.parse().map_err(|message| ConfigError::Env {
+                var: "HOOKLINE_DATABASE_URL".into(),
+                message,
+            })?;
+            self.store.url = Some(url);
+        }
+        if let Some(v) = vars.parsed("HOOKLINE_DATABASE_POOL_SIZE")? {
+            self.store.pool_size = v;
+        }
         if let Some(v) = vars.parsed("HOOKLINE_ADMIN_LISTEN")? {
             self.admin.listen = v;
         }
@@ -302,6 +312,9 @@ impl Config {
         }
         if self.delivery.max_attempts == 0 {
             return invalid("delivery.max_attempts must be at least 1".into());
+        }
+        if self.store.pool_size == 0 {
+            return invalid("store.pool_size must be at least 1".into());
         }
         if self.store.dedupe_window < Duration::from_secs(3600) {
             return invalid("store.dedupe_window must be at least 1h".into());

@@ -219,10 +219,12 @@ impl Intake {
         rejection.into_response()
     }
 
-    /// Whether `/readyz` should say ready.
+    /// Whether `/readyz` should say ready: not stopping, no commit failed in the last few
+    /// seconds, and the store not known to be unreachable.
     pub fn is_ready(&self) -> bool {
         !self.stopping.load(Ordering::Relaxed)
             && self.unready_until.load(Ordering::Relaxed) <= chrono::Utc::now().timestamp_millis()
+            && self.store.is_available()
     }
 
     /// Takes a request slot, or refuses with 503 when all are busy: at once for a source that

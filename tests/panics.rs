@@ -42,8 +42,8 @@ impl Store for PanickingStore {
     async fn finish(&self, id: i64, a: AttemptRecord, next: NextStep) -> Result<(), StoreError> {
         self.0.finish(id, a, next).await
     }
-    async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError> {
-        self.0.release_leases(expired_only).await
+    async fn release_leases(&self, which: Leases) -> Result<u64, StoreError> {
+        self.0.release_leases(which).await
     }
     async fn expedite(&self, handler: &str) -> Result<u64, StoreError> {
         self.0.expedite(handler).await

@@ -17,7 +17,7 @@ use hookline::config::Config;
 use hookline::server::{process, ServerBuilder};
 use hookline::store::{
     AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary,
-    InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
+    InsertOutcome, Leases, NewDelivery, NextStep, PruneStats, Store, StoreError,
 };
 use hookline::Envelope;
 
@@ -48,7 +48,7 @@ impl Store for NullStore {
         Ok(())
     }
 
-    async fn release_leases(&self, _: bool) -> Result<u64, StoreError> {
+    async fn release_leases(&self, _: Leases) -> Result<u64, StoreError> {
         Ok(0)
     }
 

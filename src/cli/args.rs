@@ -23,6 +23,14 @@ pub(super) const CONFIG_VARS: &[(&str, &str)] = &[
         "directory of the SQLite inbox (default ./data)",
     ),
     (
+        "HOOKLINE_DATABASE_URL",
+        "PostgreSQL that replicas share, postgres://…",
+    ),
+    (
+        "HOOKLINE_DATABASE_POOL_SIZE",
+        "connections to PostgreSQL per replica",
+    ),
+    (
         "HOOKLINE_CHATBRICK_SECRET",
         "ChatBrick signing secret(s), whsec_…",
     ),
@@ -191,6 +199,10 @@ pub(super) enum Configured {
         /// The backup file to write (replaced if it exists).
         file: PathBuf,
     },
+    /// Bring the PostgreSQL schema (HOOKLINE_DATABASE_URL) up to date, then exit; replicas also
+    /// do it when they start, one at a time.
+    #[command(after_help = env_help(&["HOOKLINE_CONFIG", "HOOKLINE_DATABASE_URL"]))]
+    Migrate,
     /// Replace the inbox with a backup; refused while hookline runs on the data directory. The
     /// inbox it replaces is moved aside (hookline.db.before-restore-<time>), not deleted.
     #[command(after_help = env_help(&["HOOKLINE_CONFIG", "HOOKLINE_DATA_DIR"]))]

@@ -42,7 +42,10 @@ fn plan_lines(plan: &Plan) -> Vec<String> {
                 "none, loopback only"
             }
         ),
-        format!("data_dir          {}", config.data_dir.display()),
+        match &config.store.url {
+            Some(url) => format!("database          {url} (pool {})", config.store.pool_size),
+            None => format!("data_dir          {}", config.data_dir.display()),
+        },
         format!(
             "store             synchronous={:?} dedupe_window={} retention={}",
             config.store.synchronous,

@@ -4,6 +4,7 @@
 
 mod args;
 mod check;
+mod inbox;
 mod inspect;
 mod send;
 
@@ -15,7 +16,6 @@ use clap::{CommandFactory, Parser};
 use crate::admin_client;
 use crate::config::Config;
 use crate::server::{process, ServerBuilder};
-use crate::store::SqliteStore;
 use args::{Cli, Command, Configured, Standalone};
 
 /// Runs the command line with the process's arguments and environment.
@@ -58,8 +58,9 @@ async fn run(command: Configured, config: Config) -> ExitCode {
         Configured::Events(command) => inspect::events(&config, command).await,
         Configured::Replay(command) => inspect::replay(&config, command).await,
         Configured::Send(command) => send::send(&config, command).await,
-        Configured::Backup { file } => backup(&config, &file),
-        Configured::Restore { file } => restore(&config, &file),
+        Configured::Backup { file } => inbox::backup(&config, &file),
+        Configured::Restore { file } => inbox::restore(&config, &file),
+        Configured::Migrate => inbox::migrate(&config).await,
     }
 }
 
@@ -101,47 +102,6 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
-    }
-}
-
-/// `hookline backup <file>`: a consistent copy of the inbox, the server running or not.
-fn backup(config: &Config, file: &std::path::Path) -> ExitCode {
-    match SqliteStore::backup(&config.data_dir, file) {
-        Ok(copied) => {
-            println!(
-                "backed up {} events ({} bytes) to {}",
-                copied.events,
-                copied.bytes,
-                file.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("hookline: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `hookline restore <file>`: the backup in place of the inbox, while no server runs.
-fn restore(config: &Config, file: &std::path::Path) -> ExitCode {
-    match SqliteStore::restore(&config.data_dir, file) {
-        Ok(copied) => {
-            println!(
-                "restored {} events from {} into {}",
-                copied.events,
-                file.display(),
-                config.data_dir.display()
-            );
-            if let Some(aside) = copied.set_aside {
-                println!("the inbox it replaced is now {}", aside.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("hookline: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
+use tokio::sync::broadcast::{error::RecvError, Receiver};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -21,7 +22,7 @@ use crate::envelope::{Envelope, Sources};
 use crate::handlers::{Handler, HandlerError};
 use crate::metrics;
 use crate::shutdown::Shutdown;
-use crate::store::{AttemptRecord, Claimed, NextStep, Store, SuccessRecord};
+use crate::store::{AttemptRecord, Claimed, DueWork, Leases, NextStep, Store, SuccessRecord};
 
 pub use retry::RetryPolicy;
 pub use routes::Router;
@@ -155,11 +156,13 @@ impl Dispatcher {
         }
     }
 
-    /// Releases what a previous run left in flight, then runs one worker per handler and the
-    /// lease reclaimer until shutdown; returns once running attempts finished or the grace
-    /// period ran out (what is left resumes on the next start).
+    /// Releases what a previous run left in flight (what the store can tell is no longer
+    /// running: see [`Leases::LeftAtStart`]), then runs one worker per handler, the lease
+    /// reclaimer and, for a store that replicas share, the follower of their notices until
+    /// shutdown; returns once running attempts finished or the grace period ran out (what is
+    /// left resumes on the next start).
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
-        match self.store.release_leases(false).await {
+        match self.store.release_leases(Leases::LeftAtStart).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deliveries = n, "resuming deliveries left in flight"),
             Err(e) => tracing::error!(error = %e, "cannot release in-flight deliveries"),
@@ -169,7 +172,27 @@ impl Dispatcher {
             workers.spawn(self.clone().worker(slot.clone(), shutdown.clone()));
         }
         workers.spawn(self.clone().reclaim_leases(shutdown.clone()));
+        if let Some(notices) = self.store.due_work() {
+            workers.spawn(self.clone().follow(notices, shutdown.clone()));
+        }
         while workers.join_next().await.is_some() {}
+    }
+
+    /// Wakes the workers of the handlers that other replicas made work due for (a delivery
+    /// committed pending there, a replay, an expedite after their target came back), so that
+    /// whichever replica has a free slot picks it up at once.
+    async fn follow(self: Arc<Self>, mut notices: Receiver<DueWork>, mut shutdown: Shutdown) {
+        loop {
+            let notice = tokio::select! {
+                _ = shutdown.wait() => return,
+                notice = notices.recv() => notice,
+            };
+            match notice {
+                Ok(DueWork::Handler(handler)) => self.wake(&handler),
+                Ok(DueWork::AnyHandler) | Err(RecvError::Lagged(_)) => self.wake_all(),
+                Err(RecvError::Closed) => return,
+            }
+        }
     }
 
     /// Puts deliveries whose lease expired back in the queue, every [`LEASE_CHECK`].
@@ -179,7 +202,7 @@ impl Dispatcher {
                 _ = shutdown.wait() => return,
                 _ = tokio::time::sleep(LEASE_CHECK) => {}
             }
-            match self.store.release_leases(true).await {
+            match self.store.release_leases(Leases::Expired).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(deliveries = n, "reclaimed deliveries whose lease expired"),
                 Err(e) => tracing::warn!(error = %e, "cannot reclaim expired leases"),

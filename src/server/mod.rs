@@ -33,7 +33,7 @@ use crate::handlers::Handler;
 use crate::intake::Intake;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::sources::Endpoints;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{PostgresStore, SqliteStore, Store, StoreError};
 
 pub use assemble::Plan;
 use assemble::{assemble, Mode, Parts};
@@ -77,7 +77,7 @@ pub struct ServerBuilder {
     handlers: Vec<HandlerEntry>,
     /// Routes given in code, after the configured ones.
     routes: Vec<RouteConfig>,
-    /// A store given in code instead of the SQLite one in `data_dir`.
+    /// A store given in code instead of the one the configuration names.
     store: Option<Arc<dyn Store>>,
 }
 
@@ -107,7 +107,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Uses this store instead of opening SQLite in `data_dir`.
+    /// Uses this store instead of the one the configuration names (PostgreSQL at `store.url`,
+    /// or SQLite in `data_dir`).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -120,7 +121,10 @@ impl ServerBuilder {
     pub async fn check(self) -> Result<Plan, StartError> {
         let Parts { plan, .. } = assemble(self.config, self.handlers, self.routes, Mode::Check)?;
         if self.store.is_none() {
-            SqliteStore::check(&plan.config.data_dir)?;
+            match &plan.config.store.url {
+                Some(url) => drop(PostgresStore::check(url).await?),
+                None => SqliteStore::check(&plan.config.data_dir)?,
+            }
         }
         drop(bind(plan.config.listen, PUBLIC)?);
         drop(bind(plan.config.admin.listen, ADMIN)?);
@@ -140,17 +144,7 @@ impl ServerBuilder {
         let config = plan.config.clone();
         let (store, store_shown): (Arc<dyn Store>, String) = match self.store {
             Some(store) => (store, "given in code".into()),
-            None => (
-                Arc::new(SqliteStore::open(
-                    &config.data_dir,
-                    config.store.synchronous,
-                    config.store.max_size,
-                )?),
-                format!(
-                    "SQLite in {}",
-                    SqliteStore::db_path(&config.data_dir).display()
-                ),
-            ),
+            None => open_store(&config).await?,
         };
         let dispatcher = Arc::new(Dispatcher::new(
             store.clone(),
@@ -170,6 +164,32 @@ impl ServerBuilder {
     }
 }
 
+/// The inbox the configuration names, and how the start-up line shows it: the PostgreSQL
+/// database of `store.url`, which replicas share (its password masked), or else SQLite in
+/// `data_dir`.
+async fn open_store(config: &Config) -> Result<(Arc<dyn Store>, String), StoreError> {
+    Ok(match &config.store.url {
+        Some(url) => {
+            if config.store.max_size > 0 {
+                tracing::warn!("store.max_size bounds the SQLite store only; PostgreSQL's disk is its operator's to watch");
+            }
+            let store = PostgresStore::open(url, config.store.pool_size).await?;
+            (Arc::new(store), format!("PostgreSQL at {url}"))
+        }
+        None => {
+            let store = SqliteStore::open(
+                &config.data_dir,
+                config.store.synchronous,
+                config.store.max_size,
+            )?;
+            let shown = format!(
+                "SQLite in {}",
+                SqliteStore::db_path(&config.data_dir).display()
+            );
+            (Arc::new(store), shown)
+        }
+    })
+}
 /// Assembles the intake state.
 pub(crate) fn build_intake(
     config: &Config,

@@ -2,13 +2,15 @@
 //! their attempts and their retry state live, so that a restart resumes where it stopped.
 //!
 //! [`Store`] is the interface the rest of hookline uses; [`sqlite::SqliteStore`] is the embedded
-//! default. Nothing here names a database: an implementation keeps its own errors, settings and
-//! SQL in its folder, and keeps the rules that `conformance` checks (compiled for tests, and
-//! for other crates with the cargo feature `conformance`).
+//! default, [`postgres::PostgresStore`] the one that several replicas share. Nothing here names a
+//! database: an implementation keeps its own errors, settings and SQL in its folder, and keeps
+//! the rules that `conformance` checks (compiled for tests, and for other crates with the cargo
+//! feature `conformance`).
 
 #[cfg(any(test, feature = "conformance"))]
 #[doc(hidden)]
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -17,13 +19,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::envelope::Envelope;
 
+pub use postgres::{DatabaseUrl, PostgresStore};
 pub use sqlite::{SqliteStore, Synchronous};
 
 /// Why the store could not do what was asked. Intake answers any of these with 503.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store could not read or write (disk full, I/O error, read-only, corrupt …); the
     /// message says what it was doing and why it failed, in the words of the implementation.
@@ -44,6 +48,11 @@ pub enum StoreError {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// The PostgreSQL database that replicas share (`postgres://user:password@host:port/db`);
+    /// without it, the inbox is SQLite in `data_dir`. Shown without its password.
+    pub url: Option<DatabaseUrl>,
+    /// Most connections to PostgreSQL at once, per replica.
+    pub pool_size: usize,
     /// SQLite `synchronous` setting (see [`Synchronous`]).
     pub synchronous: Synchronous,
     /// How long event ids are remembered to drop the provider's duplicates.
@@ -56,12 +65,16 @@ pub struct StoreConfig {
     #[serde(with = "humantime_serde")]
     pub prune_interval: Duration,
     /// Upper bound on the database size in bytes; past it intake answers 503 (0 = no bound).
+    /// SQLite only: PostgreSQL's files do not shrink when rows are deleted, so a bound on them
+    /// would refuse events for good once reached.
     pub max_size: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            url: None,
+            pool_size: postgres::DEFAULT_POOL_SIZE,
             synchronous: Synchronous::Full,
             dedupe_window: Duration::from_secs(7 * 24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -304,6 +317,43 @@ pub struct PruneStats {
     pub bodies_dropped: u64,
 }
 
+/// Whether a delivery found in `state` may be replayed (`None`: neither it nor its event's body
+/// exists): the refusals every store gives, with the same words.
+pub(crate) fn replayable(delivery_id: i64, state: Option<&str>) -> Result<(), StoreError> {
+    match state {
+        None => Err(StoreError::NotFound(format!(
+            "delivery {delivery_id} (or its event body)"
+        ))),
+        Some("inflight") => Err(StoreError::Conflict(format!(
+            "delivery {delivery_id} is being attempted right now"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Which in-flight deliveries [`Store::release_leases`] puts back in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leases {
+    /// Those whose lease has run out: their worker died or hung.
+    Expired,
+    /// What a process that starts finds in flight and no running worker can hold: every lease
+    /// in a store that one process uses at a time (SQLite, in its data directory), since nothing
+    /// can be running yet; only the expired ones in a store that replicas share (PostgreSQL),
+    /// where a fresh lease belongs to a delivery another replica is running.
+    LeftAtStart,
+}
+
+/// Work that became due in a store shared with other processes, for this process's workers
+/// (see [`Store::due_work`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DueWork {
+    /// This handler has deliveries due now: committed pending, released, expedited or replayed
+    /// by any process that uses the store.
+    Handler(String),
+    /// Any handler may have: notices may have been missed (after a reconnection).
+    AnyHandler,
+}
+
 /// The inbox interface. Implementations must make `insert` durable before returning `Ok`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -330,9 +380,8 @@ pub trait Store: Send + Sync + 'static {
         next: NextStep,
     ) -> Result<(), StoreError>;
 
-    /// Puts in-flight deliveries back in the queue: all of them (at start-up, when nothing can be
-    /// running yet), or only those whose lease has expired (their worker died or hung).
-    async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError>;
+    /// Puts in-flight deliveries back in the queue, those that `which` says; returns how many.
+    async fn release_leases(&self, which: Leases) -> Result<u64, StoreError>;
 
     /// Makes every pending delivery of `handler` due now (its target is back after failures).
     async fn expedite(&self, handler: &str) -> Result<u64, StoreError>;
@@ -355,7 +404,9 @@ pub trait Store: Send + Sync + 'static {
     /// Replays every dead letter that matches the filter; returns how many.
     async fn replay_dead(&self, filter: EventFilter) -> Result<u64, StoreError>;
 
-    /// Deletes what is older than the dedupe window and retention, keeping unfinished work.
+    /// Deletes what is older than the dedupe window and retention, keeping unfinished work. A
+    /// store that replicas share prunes on one of them at a time: a pass that finds another
+    /// replica's pass running does nothing.
     async fn prune(
         &self,
         dedupe_window: Duration,
@@ -378,5 +429,18 @@ pub trait Store: Send + Sync + 'static {
     /// before intake starts answering 503; `None` for a store without such a bound.
     async fn size(&self) -> Result<Option<u64>, StoreError> {
         Ok(None)
+    }
+
+    /// Notices of work that other processes made due, for a store that several processes share;
+    /// `None` for one that only this process uses, where intake's and dispatch's own wake-ups
+    /// see everything. Every call subscribes anew.
+    fn due_work(&self) -> Option<broadcast::Receiver<DueWork>> {
+        None
+    }
+
+    /// Whether the store can be expected to commit now: `false` while it is known to be
+    /// unreachable, so that readiness says so before a request fails.
+    fn is_available(&self) -> bool {
+        true
     }
 }

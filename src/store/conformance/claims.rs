@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 
 use super::{attempt, event, insert_pending, to, Fixture, LEASE};
-use crate::store::{NextStep, Store};
+use crate::store::{Leases, NextStep, Store};
 
 /// Records a failed attempt of `delivery_id`, to be retried `in_` from now (in the past when
 /// negative).
@@ -95,7 +95,12 @@ pub async fn attempts_count_every_claim_since_creation(fixture: &dyn Fixture) {
 }
 
 /// A lease that has run out (its worker died or hung) is released and its attempt counted;
-/// a fresh one is kept; at start-up every lease is released.
+/// a fresh one is kept. At start-up an expired lease is released by every store, and the fresh
+/// ones too by a store that one process uses at a time (nothing can be running yet), never by
+/// one that replicas share (they belong to deliveries running elsewhere).
+///
+/// (The rule said "at start-up every lease is released" while SQLite was the only store; that
+/// holds only where one process uses the store.)
 pub async fn expired_leases_are_released_and_fresh_ones_kept(fixture: &dyn Fixture) {
     let store = fixture.open().await;
     insert_pending(&*store, "a", "h").await;
@@ -110,7 +115,7 @@ pub async fn expired_leases_are_released_and_fresh_ones_kept(fixture: &dyn Fixtu
         1
     );
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(store.release_leases(true).await.unwrap(), 1);
+    assert_eq!(store.release_leases(Leases::Expired).await.unwrap(), 1);
     let again = store.claim("h", 10, Duration::from_secs(60)).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempt, 2, "the lost attempt counts");
@@ -119,7 +124,15 @@ pub async fn expired_leases_are_released_and_fresh_ones_kept(fixture: &dyn Fixtu
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(store.release_leases(false).await.unwrap(), 2);
+
+    insert_pending(&*store, "c", "f").await;
+    assert_eq!(store.claim("f", 10, Duration::ZERO).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let fresh = if fixture.shared() { 0 } else { 2 };
+    assert_eq!(
+        store.release_leases(Leases::LeftAtStart).await.unwrap(),
+        1 + fresh
+    );
 }
 
 /// Expedite makes the pending deliveries of one handler that wait for a later retry time due

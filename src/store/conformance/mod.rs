@@ -33,9 +33,9 @@
 //! ```
 //!
 //! The macro's argument is evaluated once per rule, inside its async test, so it may `.await`.
-//! A PostgreSQL store (issue 16) does the same in `store/postgres/tests.rs` with a fixture that
-//! creates a schema (or database) of its own for each rule, for instance named after a random
-//! suffix, from a URL given in the environment, and drops it when the fixture is dropped.
+//! The PostgreSQL store does the same in `store/postgres/tests/mod.rs` with a fixture that
+//! creates a database of its own for each rule on a scratch cluster (`tests/common/postgres.rs`)
+//! and says that the store is [shared](Fixture::shared).
 //!
 //! A store outside this crate runs the same suite with the cargo feature `conformance`
 //! (`hookline = { …, features = ["conformance"] }` in its dev-dependencies, with `tokio`
@@ -71,6 +71,15 @@ pub trait Fixture: Send + Sync {
     /// Opens the store. The first call finds it empty; a later one, once every handle of the
     /// earlier ones is dropped, finds everything they committed.
     async fn open(&self) -> Arc<dyn Store>;
+
+    /// Whether the store is one that several processes share (replicas on one database). Such
+    /// a store cannot tell a lease left by a process that died from one held by a replica that
+    /// is running its delivery, so at start-up it releases only expired leases
+    /// ([`Leases::LeftAtStart`](crate::store::Leases::LeftAtStart)); the rules about start-up
+    /// expect what each kind of store does.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Makes one `#[tokio::test]` per rule of [`crate::store::conformance`], each running against

@@ -33,8 +33,9 @@ pub struct Copied {
     pub set_aside: Option<PathBuf>,
 }
 
-/// The latest schema version this hookline reads (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+/// The latest schema version this hookline reads (`PRAGMA user_version`); an older one is
+/// brought up to date when `serve` opens the restored inbox.
+const SCHEMA_VERSION: i64 = super::schema::VERSION;
 
 impl SqliteStore {
     /// Copies the inbox in `dir` into the file `target` (replaced if it exists), consistently,

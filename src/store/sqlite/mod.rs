@@ -51,7 +51,7 @@ use self::upkeep::StoreUpkeep;
 use self::writer::Writer;
 use super::{
     AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary,
-    InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
+    InsertOutcome, Leases, NewDelivery, NextStep, PruneStats, Store, StoreError,
 };
 use crate::envelope::Envelope;
 
@@ -206,8 +206,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn release_leases(&self, expired_only: bool) -> Result<u64, StoreError> {
-        let before = if expired_only { now_ms() } else { i64::MAX };
+    async fn release_leases(&self, which: Leases) -> Result<u64, StoreError> {
+        // One process at a time uses the data directory: at its start nothing can be running.
+        let before = match which {
+            Leases::Expired => now_ms(),
+            Leases::LeftAtStart => i64::MAX,
+        };
         self.writer
             .write("release leases", move |tx| {
                 queue::release_leases(tx, before)

@@ -8,7 +8,7 @@ use super::dedupe::seq_of_id;
 use super::error::Failure;
 use super::filters::{FilterSql, DEAD};
 use super::millis::now_ms;
-use crate::store::{EventFilter, NewDelivery, StoreError};
+use crate::store::{replayable, EventFilter, NewDelivery, StoreError};
 
 /// Replays one delivery, unless it is in flight or its event's body is gone.
 pub(super) fn replay_delivery(tx: &Transaction<'_>, delivery_id: i64) -> Result<(), Failure> {
@@ -20,19 +20,9 @@ pub(super) fn replay_delivery(tx: &Transaction<'_>, delivery_id: i64) -> Result<
             |r| r.get(0),
         )
         .optional()?;
-    match state.as_deref() {
-        None => {
-            Err(StoreError::NotFound(format!("delivery {delivery_id} (or its event body)")).into())
-        }
-        Some("inflight") => Err(StoreError::Conflict(format!(
-            "delivery {delivery_id} is being attempted right now"
-        ))
-        .into()),
-        Some(_) => {
-            reset_deliveries(tx, "WHERE d.id = ?", &[Value::Integer(delivery_id)])?;
-            Ok(())
-        }
-    }
+    replayable(delivery_id, state.as_deref())?;
+    reset_deliveries(tx, "WHERE d.id = ?", &[Value::Integer(delivery_id)])?;
+    Ok(())
 }
 
 /// Replays every finished delivery of an event and creates those of `routes` it lacks;

@@ -1,0 +1,65 @@
+//! The schema's versions: replicas that start together migrate once, `hookline migrate` runs
+//! alone, and a schema newer than this build is refused.
+
+use futures_util::future::join_all;
+
+use super::scratch::Cluster;
+use super::{fresh_url, open, PostgresStore};
+use crate::store::postgres::schema::latest;
+use crate::store::StoreError;
+
+/// The versions recorded in `schema_migrations` of `url`'s database.
+fn recorded_versions(url: &super::DatabaseUrl) -> String {
+    let database = url.driver().get_dbname().unwrap();
+    Cluster::shared().psql(
+        database,
+        "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations",
+    )
+}
+
+#[tokio::test]
+async fn replicas_that_start_together_migrate_the_database_once() {
+    let url = fresh_url();
+    let replicas = join_all((0..4).map(|_| PostgresStore::open(&url, 2))).await;
+    for replica in replicas {
+        replica.expect("every replica starts");
+    }
+    let all: Vec<String> = (1..=latest()).map(|v| v.to_string()).collect();
+    assert_eq!(recorded_versions(&url), all.join(","));
+}
+
+#[tokio::test]
+async fn migrate_brings_a_database_up_to_date_and_then_finds_nothing_to_do() {
+    let url = fresh_url();
+    let first = PostgresStore::migrate(&url).await.unwrap();
+    assert_eq!((first.from, first.to), (0, latest()));
+    let second = PostgresStore::migrate(&url).await.unwrap();
+    assert_eq!((second.from, second.to), (latest(), latest()));
+    drop(open(&url).await);
+}
+
+#[tokio::test]
+async fn a_replica_refuses_a_schema_newer_than_it_knows() {
+    let url = fresh_url();
+    drop(open(&url).await);
+    let database = url.driver().get_dbname().unwrap();
+    let future = latest() + 1;
+    Cluster::shared().psql(
+        database,
+        &format!(
+            "INSERT INTO schema_migrations (version, name) VALUES ({future}, 'from the future')"
+        ),
+    );
+    let err = PostgresStore::open(&url, 2).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("version {future}, newer")),
+        "{message}"
+    );
+    let err = PostgresStore::migrate(&url).await.unwrap_err();
+    assert!(
+        err.to_string().contains("newer than this hookline knows"),
+        "{err}"
+    );
+}

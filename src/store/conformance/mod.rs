@@ -136,6 +136,7 @@ pub(crate) static ALPHA: SourceSpec = SourceSpec {
     name: "alpha",
     id_code: "al",
     decode: not_decoded,
+    personal_keys: &[],
 };
 
 /// A second test source, for the rules about sources.
@@ -143,6 +144,7 @@ pub(crate) static BETA: SourceSpec = SourceSpec {
     name: "beta",
     id_code: "be",
     decode: not_decoded,
+    personal_keys: &[],
 };
 
 /// The decoder of the test sources: the store never decodes, and neither do the rules.

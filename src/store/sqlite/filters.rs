@@ -47,6 +47,20 @@ impl FilterSql {
         if let Some(before) = filter.before {
             sql.push("e.seq < ?", Value::Integer(before));
         }
+        if let Some(after) = filter.after {
+            sql.push("e.seq > ?", Value::Integer(after));
+        }
+        if let Some(about) = &filter.about {
+            sql.about(about);
+        }
+        if let Some(error) = &filter.error {
+            if !with_delivery {
+                return Err(StoreError::Conflict(
+                    "filter by error applies to dead letters only".into(),
+                ));
+            }
+            sql.push("d.last_error = ?", Value::Text(error.clone()));
+        }
         if let Some(route) = &filter.route {
             if !with_delivery {
                 return Err(StoreError::Conflict(
@@ -69,6 +83,18 @@ impl FilterSql {
     /// Narrows further by a clause without parameters.
     pub(super) fn and(&mut self, clause: &str) {
         self.clauses.push(clause.into());
+    }
+
+    /// Events whose contact or conversation is `id`: two lookups in the partial indexes of
+    /// those columns, not a scan.
+    fn about(&mut self, id: &str) {
+        self.clauses.push(
+            "e.seq IN (SELECT seq FROM events WHERE contact_id = ? \
+             UNION ALL SELECT seq FROM events WHERE conversation_id = ?)"
+                .into(),
+        );
+        self.params.push(Value::Text(id.to_owned()));
+        self.params.push(Value::Text(id.to_owned()));
     }
 
     fn push(&mut self, clause: &str, value: Value) {

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +37,9 @@ use self::millis::now_ms;
 use self::reader::Reader;
 use self::writer::Writer;
 use super::{
-    AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary,
-    InsertOutcome, NewDelivery, NextStep, PruneStats, Store, StoreError,
+    AttemptRecord, Backlog, Claimed, DeadLetterGroups, DeliveryCounts, DeliveryInfo, EventDetail,
+    EventFilter, EventSummary, EventType, InsertOutcome, MinuteCount, NewDelivery, NextStep,
+    PruneStats, Store, StoreError,
 };
 use crate::envelope::Envelope;
 
@@ -241,6 +243,36 @@ impl Store for SqliteStore {
 
     async fn counts(&self) -> Result<DeliveryCounts, StoreError> {
         self.reader.read("count deliveries", reads::counts).await
+    }
+
+    async fn activity(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>, StoreError> {
+        let since = since.timestamp_millis();
+        self.reader
+            .read("read the activity", move |conn| {
+                reads::activity(conn, since)
+            })
+            .await
+    }
+
+    async fn event_types(&self) -> Result<Vec<EventType>, StoreError> {
+        self.reader
+            .read("list event types", reads::event_types)
+            .await
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.reader.read("read the backlog", reads::backlog).await
+    }
+
+    async fn dead_letter_groups(
+        &self,
+        filter: EventFilter,
+    ) -> Result<DeadLetterGroups, StoreError> {
+        self.reader
+            .read("count dead letters", move |conn| {
+                reads::dead_letter_groups(conn, &filter)
+            })
+            .await
     }
 }
 

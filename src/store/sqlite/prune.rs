@@ -40,7 +40,7 @@ pub(super) async fn prune(
 }
 
 /// One step: deletes up to a chunk of finished events received before `delete_before` (with
-/// their deliveries and attempts), and drops the bodies of up to a chunk received before
+/// their deliveries and attempts, and the activity counts of the minutes before it), and drops the bodies of up to a chunk received before
 /// `strip_before`.
 fn prune_step(
     tx: &Transaction<'_>,
@@ -62,6 +62,9 @@ fn prune_step(
         tx.execute("DELETE FROM deliveries WHERE event_seq = ?1", [seq])?;
         tx.execute("DELETE FROM events WHERE seq = ?1", [seq])?;
     }
+    // The activity counts go with the ids: a minute before the window counts only pruned events.
+    tx.prepare_cached("DELETE FROM event_minutes WHERE minute <= ?1")?
+        .execute([delete_before - 60_000])?;
     let stripped = tx.execute(
         &format!(
             "UPDATE events SET body = NULL WHERE seq IN (SELECT seq FROM events

@@ -1,14 +1,18 @@
 //! The read-only queries, run on the [`super::reader::Reader`] connection: the inspector's
-//! listings and event detail, and the delivery counts of metrics and readiness.
+//! listings, event detail and overview, and the delivery counts of metrics and readiness.
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::attempts;
 use super::error::Failure;
 use super::filters::{select_filtered, FilterSql, DEAD};
+use super::millis::from_ms;
 use super::rows::{delivery_from_row, summary_from_row, summary_select, DELIVERY_SELECT};
 use super::schema::open_delivery;
-use crate::store::{DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary};
+use crate::store::{
+    Backlog, DeadLetterGroups, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter,
+    EventSummary, EventType, GroupCount, MinuteCount, MAX_ERROR_GROUPS,
+};
 
 /// Open deliveries per state.
 pub(super) const COUNT_OPEN: &str = concat!(
@@ -16,6 +20,9 @@ pub(super) const COUNT_OPEN: &str = concat!(
     open_delivery!(),
     " GROUP BY state"
 );
+
+/// Open deliveries that are waiting: pending or in flight.
+const WAITING: &str = concat!("state IN ('pending', 'inflight') AND ", open_delivery!());
 
 /// Events matching `filter`, newest first.
 pub(super) fn list_events(
@@ -95,4 +102,97 @@ pub(super) fn counts(conn: &Connection) -> Result<DeliveryCounts, Failure> {
         }
     }
     Ok(counts)
+}
+
+/// The activity counts of the minutes from `since` (epoch milliseconds) on, oldest first.
+pub(super) fn activity(conn: &Connection, since: i64) -> Result<Vec<MinuteCount>, Failure> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT minute, source, event_type, events, undecodable FROM event_minutes
+             WHERE minute >= ?1 ORDER BY minute, source, event_type",
+        )?
+        .query_map([since], |r| {
+            Ok(MinuteCount {
+                minute: from_ms(r.get(0)?),
+                source: r.get(1)?,
+                event_type: r.get(2)?,
+                events: r.get::<_, i64>(3)?.max(0) as u64,
+                undecodable: r.get::<_, i64>(4)?.max(0) as u64,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Every source and type among the activity counts.
+pub(super) fn event_types(conn: &Connection) -> Result<Vec<EventType>, Failure> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT DISTINCT source, event_type FROM event_minutes ORDER BY source, event_type",
+        )?
+        .query_map([], |r| {
+            Ok(EventType {
+                source: r.get(0)?,
+                event_type: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The open work, read from the partial index of open deliveries.
+pub(super) fn backlog(conn: &Connection) -> Result<Backlog, Failure> {
+    let count = |sql: &str| -> Result<u64, Failure> {
+        let n: i64 = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    };
+    let oldest: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT MIN(since) FROM deliveries WHERE {WAITING}"
+        ))?
+        .query_row([], |r| r.get(0))?;
+    Ok(Backlog {
+        deliveries: counts(conn)?,
+        events_pending: count(&format!(
+            "SELECT COUNT(DISTINCT event_seq) FROM deliveries WHERE {WAITING}"
+        ))?,
+        events_dead: count(concat!(
+            "SELECT COUNT(DISTINCT event_seq) FROM deliveries WHERE state = 'dead' AND ",
+            open_delivery!()
+        ))?,
+        oldest_waiting_since: oldest.map(from_ms),
+    })
+}
+
+/// The dead letters matching `filter`, counted by route and by error.
+pub(super) fn dead_letter_groups(
+    conn: &Connection,
+    filter: &EventFilter,
+) -> Result<DeadLetterGroups, Failure> {
+    let mut sql = FilterSql::new(filter, true)?;
+    sql.and(DEAD);
+    // A negative limit is none.
+    let group = |column: &str, limit: i64| -> Result<Vec<GroupCount>, Failure> {
+        let query = format!(
+            "SELECT {column}, COUNT(*) FROM deliveries d JOIN events e ON e.seq = d.event_seq
+             {} GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT {limit}",
+            sql.where_sql()
+        );
+        let rows = conn
+            .prepare(&query)?
+            .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+                Ok(GroupCount {
+                    key: r.get(0)?,
+                    count: r.get::<_, i64>(1)?.max(0) as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    };
+    let by_route = group("d.route", -1)?;
+    Ok(DeadLetterGroups {
+        total: by_route.iter().map(|g| g.count).sum(),
+        by_route,
+        by_error: group("d.last_error", MAX_ERROR_GROUPS as i64)?,
+    })
 }

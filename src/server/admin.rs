@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, Router as EventRouter};
+use crate::dispatch::{Dispatcher, Replayer, Router as EventRouter};
 use crate::envelope::Sources;
 use crate::store::{EventFilter, Store, StoreError};
 
@@ -27,12 +27,10 @@ use crate::store::{EventFilter, Store, StoreError};
 pub struct AdminState {
     /// The inbox.
     store: Arc<dyn Store>,
-    /// Routes, to create missing deliveries when an event is replayed.
-    router: Arc<EventRouter>,
-    /// The sources this build serves, to rebuild a stored event for routing.
+    /// Replays, with the routes and the dispatcher to wake.
+    replayer: Replayer,
+    /// The sources this build serves, to check a filter's source.
     sources: Sources,
-    /// Woken after a replay so that the deliveries run at once.
-    dispatcher: Arc<Dispatcher>,
     /// Bearer token; `None` on loopback-only setups.
     token: Option<Arc<str>>,
     /// Renders `/metrics`.
@@ -42,11 +40,16 @@ pub struct AdminState {
 impl AdminState {
     /// Builds the state from the configuration; installs the metrics recorder.
     pub fn new(config: &Config, store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> Self {
+        let sources = crate::sources::all();
         AdminState {
+            replayer: Replayer::new(
+                store.clone(),
+                EventRouter::new(&config.routes),
+                sources.clone(),
+                dispatcher,
+            ),
             store,
-            router: Arc::new(EventRouter::new(&config.routes)),
-            sources: crate::sources::all(),
-            dispatcher,
+            sources,
             token: config.admin.token.as_deref().map(Arc::from),
             metrics: crate::metrics::install(),
         }
@@ -193,29 +196,7 @@ async fn replay_event(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    let detail = state
-        .store
-        .event(&id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("event {id}")))?;
-    let body = detail.body.clone().unwrap_or_default();
-    let source = state.sources.get(&detail.summary.source).ok_or_else(|| {
-        StoreError::Conflict(format!(
-            "event {id} is of source {:?}, which this build does not serve",
-            detail.summary.source
-        ))
-    })?;
-    let envelope = crate::envelope::Envelope::decode(
-        source,
-        &detail.summary.endpoint,
-        detail.summary.provider_id.clone(),
-        detail.summary.received_at,
-        bytes::Bytes::from(body),
-    );
-    let routes = state.router.deliveries(&envelope);
-    let replayed = state.store.replay_event(&id, routes).await?;
-    state.dispatcher.wake_all();
-    tracing::info!(event_id = %id, deliveries = replayed, "event replayed");
+    let replayed = state.replayer.event(&id).await?;
     Ok(Json(json!({ "replayed": replayed })).into_response())
 }
 
@@ -223,9 +204,7 @@ async fn replay_delivery(
     State(state): State<AdminState>,
     Path(id): Path<i64>,
 ) -> Result<Response, AdminError> {
-    state.store.replay_delivery(id).await?;
-    state.dispatcher.wake_all();
-    tracing::info!(delivery = id, "delivery replayed");
+    state.replayer.delivery(id).await?;
     Ok(Json(json!({ "replayed": 1 })).into_response())
 }
 
@@ -233,8 +212,6 @@ async fn replay_dead(
     State(state): State<AdminState>,
     Query(filter): Query<EventFilter>,
 ) -> Result<Response, AdminError> {
-    let replayed = state.store.replay_dead(state.checked(filter)?).await?;
-    state.dispatcher.wake_all();
-    tracing::info!(deliveries = replayed, "dead letters replayed");
+    let replayed = state.replayer.dead(state.checked(filter)?).await?;
     Ok(Json(json!({ "replayed": replayed })).into_response())
 }

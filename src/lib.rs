@@ -33,6 +33,7 @@ pub mod config;
 pub(crate) mod dispatch;
 pub mod envelope;
 pub mod handlers;
+pub(crate) mod inspector;
 pub(crate) mod intake;
 pub mod metrics;
 mod rejection_log;

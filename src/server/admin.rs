@@ -4,9 +4,10 @@
 //! network. Every route but `/healthz` requires `Authorization: Bearer <admin token>` when a
 //! token is configured; without one, hookline refuses to bind it to a non-loopback address.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,6 +21,7 @@ use super::client_ip::TrustedProxies;
 use crate::config::Config;
 use crate::dispatch::{Dispatcher, Replayer, Router as EventRouter};
 use crate::envelope::Sources;
+use crate::inspector::{Inspector, OverTls};
 use crate::store::{EventFilter, Store, StoreError};
 
 /// What the admin routes need.
@@ -35,23 +37,39 @@ pub struct AdminState {
     token: Option<Arc<str>>,
     /// Renders `/metrics`.
     metrics: Option<PrometheusHandle>,
+    /// The web inspector, at `/` (or its base path).
+    inspector: Inspector,
+    /// Proxies believed when they say a request came over TLS (the inspector's cookies).
+    trusted: Arc<TrustedProxies>,
 }
 
 impl AdminState {
     /// Builds the state from the configuration; installs the metrics recorder.
     pub fn new(config: &Config, store: Arc<dyn Store>, dispatcher: Arc<Dispatcher>) -> Self {
         let sources = crate::sources::all();
+        let replayer = Replayer::new(
+            store.clone(),
+            EventRouter::new(&config.routes),
+            sources.clone(),
+            dispatcher,
+        );
+        let metrics = crate::metrics::install();
+        let inspector = Inspector::new(
+            &config.admin.inspector,
+            config.admin.token.as_deref(),
+            store.clone(),
+            replayer.clone(),
+            sources.clone(),
+            metrics.clone(),
+        );
         AdminState {
-            replayer: Replayer::new(
-                store.clone(),
-                EventRouter::new(&config.routes),
-                sources.clone(),
-                dispatcher,
-            ),
+            replayer,
             store,
             sources,
             token: config.admin.token.as_deref().map(Arc::from),
-            metrics: crate::metrics::install(),
+            metrics,
+            inspector,
+            trusted: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
         }
     }
 }
@@ -70,8 +88,10 @@ impl AdminState {
     }
 }
 
-/// The admin routes.
+/// The admin routes: the JSON API and `/metrics` (bearer token), the inspector's pages (its
+/// own login), `/healthz` (open).
 pub fn router(state: AdminState) -> Router {
+    let (inspector, trusted) = (state.inspector.clone(), state.trusted.clone());
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/events", get(list_events))
@@ -91,8 +111,25 @@ pub fn router(state: AdminState) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .merge(protected)
+        .merge(crate::inspector::router(inspector))
+        .layer(axum::middleware::from_fn_with_state(trusted, mark_tls))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))) });
     super::with_request_layers(routes, Arc::new(TrustedProxies::default()), Arc::new([]))
+}
+
+/// Tells the inspector whether the request came over TLS (through a trusted proxy).
+async fn mark_tls(
+    State(trusted): State<Arc<TrustedProxies>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let tls = peer.is_some_and(|peer| trusted.forwarded_https(peer, request.headers()));
+    request.extensions_mut().insert(OverTls(tls));
+    next.run(request).await
 }
 
 /// Refuses requests without the right bearer token (when one is configured).

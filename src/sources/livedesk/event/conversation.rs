@@ -111,7 +111,7 @@ impl Conversation {
     }
 
     /// `meta.sender` when it is a contact (as it always is in Chatwoot's shape).
-    fn contact(&self) -> Option<&Sender> {
+    pub(super) fn contact(&self) -> Option<&Sender> {
         self.meta.sender.as_ref().filter(|s| s.is_contact())
     }
 

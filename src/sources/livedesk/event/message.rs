@@ -98,10 +98,13 @@ impl Message {
         }
     }
 
-    /// Its conversation, its sender, the message and its attachments.
+    /// Its conversation and contact, its sender, the message and its attachments.
     pub(super) fn card(&self, card: &mut Card) {
         if let Some(conversation) = &self.conversation {
             conversation.summary(card);
+            if let Some(contact) = conversation.contact() {
+                contact.card(card, "Contact");
+            }
         }
         if let Some(sender) = &self.sender {
             sender.card(card, "Sender");

@@ -24,37 +24,46 @@ pub(super) const COUNT_OPEN: &str = concat!(
 /// Open deliveries that are waiting: pending or in flight.
 const WAITING: &str = concat!("state IN ('pending', 'inflight') AND ", open_delivery!());
 
-/// Events matching `filter`, newest first.
+/// Events matching `filter`, newest first: first the page's `seq`s, which the filter finds in
+/// an index where it can (a time range in `events_received`, a status in the open deliveries,
+/// a contact in its own), then each one's summary, whose status costs a few lookups per row.
 pub(super) fn list_events(
     conn: &Connection,
     filter: &EventFilter,
 ) -> Result<Vec<EventSummary>, Failure> {
     let sql = FilterSql::new(filter, false)?;
-    select_filtered(
+    let seqs: Vec<i64> = select_filtered(
         conn,
-        &summary_select(),
+        "SELECT e.seq FROM events e",
         &sql,
         "e.seq",
         filter,
-        summary_from_row,
-    )
+        |row| row.get(0),
+    )?;
+    let mut summary = conn.prepare_cached(&format!("{} WHERE e.seq = ?1", summary_select()))?;
+    let events = seqs
+        .iter()
+        .map(|seq| summary.query_row([seq], summary_from_row))
+        .collect::<Result<_, _>>()?;
+    Ok(events)
 }
 
-/// Dead letters matching `filter`, newest first.
+/// Dead letters matching `filter`, newest first: their ids first, from the partial index of
+/// open deliveries, then each one's row.
 pub(super) fn dead_letters(
     conn: &Connection,
     filter: &EventFilter,
 ) -> Result<Vec<DeliveryInfo>, Failure> {
     let mut sql = FilterSql::new(filter, true)?;
-    sql.and(DEAD);
-    select_filtered(
-        conn,
-        DELIVERY_SELECT,
-        &sql,
-        "d.id",
-        filter,
-        delivery_from_row,
-    )
+    sql.and_deliveries(DEAD);
+    let select = format!("SELECT d.id FROM {}", sql.deliveries_from());
+    let ids: Vec<i64> = select_filtered(conn, &select, &sql, "d.id", filter, |row| row.get(0))?;
+    let mut delivery = conn.prepare_cached(&format!("{DELIVERY_SELECT} WHERE d.id = ?1"))?;
+    let letters = ids
+        .iter()
+        .map(|id| delivery.query_row([id], delivery_from_row))
+        .collect::<Result<_, _>>()?;
+    Ok(letters)
 }
 
 /// One event with its body, its deliveries and their attempts.
@@ -170,12 +179,12 @@ pub(super) fn dead_letter_groups(
     filter: &EventFilter,
 ) -> Result<DeadLetterGroups, Failure> {
     let mut sql = FilterSql::new(filter, true)?;
-    sql.and(DEAD);
+    sql.and_deliveries(DEAD);
+    let from = sql.deliveries_from();
     // A negative limit is none.
     let group = |column: &str, limit: i64| -> Result<Vec<GroupCount>, Failure> {
         let query = format!(
-            "SELECT {column}, COUNT(*) FROM deliveries d JOIN events e ON e.seq = d.event_seq
-             {} GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT {limit}",
+            "SELECT {column}, COUNT(*) FROM {from} {} GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT {limit}",
             sql.where_sql()
         );
         let rows = conn

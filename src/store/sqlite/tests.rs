@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 
-use super::filters::DEAD;
+use super::filters::{status_clause, DEAD};
 use super::queue::{EXPEDITE, RELEASE_LEASES, SELECT_DUE};
 use super::reads::COUNT_OPEN;
 use super::rows::DELIVERY_SELECT;
@@ -51,12 +51,20 @@ fn open_queries_use_the_partial_index() {
     drop(open(dir.path()));
     let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
     let dead_letters = format!("{DELIVERY_SELECT} WHERE {DEAD} ORDER BY d.id DESC LIMIT 100");
+    let status = |name| {
+        format!(
+            "SELECT e.seq FROM events e WHERE {}",
+            status_clause(name).unwrap()
+        )
+    };
     for sql in [
         SELECT_DUE,
         RELEASE_LEASES,
         EXPEDITE,
         COUNT_OPEN,
         &dead_letters,
+        &status("dead"),
+        &status("pending"),
     ] {
         let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         // Unbound parameters are NULL, which does not change the plan.

@@ -33,9 +33,12 @@ RUN mkdir src bench/src \
  && cargo build --release --locked -p hookline \
  && rm -rf src
 
-# The crate itself. src/send.rs embeds the documented examples from fixtures/ at compile time.
+# The crate itself. src/send.rs embeds the documented examples from fixtures/ at compile time,
+# the inspector its templates/ and assets/.
 COPY src ./src
 COPY fixtures ./fixtures
+COPY templates ./templates
+COPY assets ./assets
 # COPY keeps the files' own modification times, which can be older than the stub build above:
 # touch the crate roots so that cargo does not take the stub's artifacts for up to date.
 RUN touch src/main.rs src/lib.rs \

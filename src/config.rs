@@ -19,6 +19,7 @@ pub use crate::dispatch::retry::DeliveryConfig;
 pub use crate::dispatch::routes::RouteConfig;
 pub use crate::handlers::config::HandlerConfig;
 pub use crate::handlers::forward::{url_origin, ForwardFormat};
+pub use crate::inspector::InspectorConfig;
 pub use crate::settings::{split_list, ConfigError};
 pub use crate::sources::chatbrick::{ChatbrickConfig, ChatbrickEndpoint};
 pub use crate::sources::livedesk::LivedeskConfig;
@@ -114,6 +115,8 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Bearer token required on every admin request.
     pub token: Option<String>,
+    /// The web inspector on this listener (`[admin.inspector]`).
+    pub inspector: InspectorConfig,
 }
 
 impl Default for Config {
@@ -156,6 +159,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             token: None,
+            inspector: InspectorConfig::default(),
         }
     }
 }
@@ -168,6 +172,7 @@ impl std::fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("listen", &self.listen)
             .field("token", &masked(&self.token))
+            .field("inspector", &self.inspector)
             .finish()
     }
 }
@@ -263,6 +268,7 @@ impl Config {
         if let Some(v) = vars.secret("HOOKLINE_ADMIN_TOKEN")? {
             self.admin.token = Some(v);
         }
+        self.admin.inspector.apply_env(&vars)?;
         self.apply_env_forward(&vars)
     }
 
@@ -299,6 +305,7 @@ impl Config {
             self.implicit_log_route = true;
         }
         self.base_path = normalize_base_path(&self.base_path);
+        self.admin.inspector.base_path = normalize_base_path(&self.admin.inspector.base_path);
     }
 
     /// Checks what serde cannot: references, ranges and combinations.
@@ -331,6 +338,7 @@ impl Config {
                 self.admin.listen
             ));
         }
+        self.admin.inspector.validate()?;
         self.validate_sources()?;
         self.validate_routes()
     }

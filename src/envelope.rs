@@ -25,6 +25,10 @@ pub(crate) struct SourceSpec {
     /// Decodes an authenticated body into the provider's types. Never fails: a body that does not
     /// fit is [`Decoded::Undecodable`].
     pub decode: fn(&[u8]) -> Decoded,
+    /// The keys of the provider's JSON objects that hold personal data (names, message text,
+    /// phone numbers, e-mail addresses, avatars, attachments), wherever they appear in a body:
+    /// what the inspector hides from a raw body, decodable or not, when told to.
+    pub personal_keys: &'static [&'static str],
 }
 
 /// Which provider sent an event: a cheap, copyable handle to its `SourceSpec` (name, id
@@ -48,6 +52,11 @@ impl Source {
     /// Decodes a body of this source.
     pub fn decode(self, body: &[u8]) -> Decoded {
         (self.0.decode)(body)
+    }
+
+    /// The JSON keys of this source's bodies that hold personal data.
+    pub fn personal_keys(self) -> &'static [&'static str] {
+        self.0.personal_keys
     }
 }
 
@@ -121,6 +130,7 @@ static UNKNOWN_SPEC: SourceSpec = SourceSpec {
         error: "this build of hookline serves no such source".into(),
         event_type: None,
     },
+    personal_keys: &[],
 };
 
 /// Ids that say what an event is about: what the `log` handler prints and what operators grep for.
@@ -156,6 +166,72 @@ pub struct PersonalData {
     pub content: Option<String>,
 }
 
+/// One line of an event's card in the inspector: a field a person looks for first (who, which
+/// store, what was said), in a group (`Contact`, `Message`, …). Providers build their cards from
+/// their own types, so the inspector shows them without knowing any provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardField {
+    /// The group it belongs to, e.g. `Contact`.
+    pub group: &'static str,
+    /// What it is, e.g. `Name`.
+    pub label: &'static str,
+    /// The value as text.
+    pub value: String,
+    /// Personal data (a name, message text, phone, e-mail, avatar): hidden when the inspector
+    /// hides personal data.
+    pub personal: bool,
+}
+
+/// Builds a card: the fields that have a value, in the order added.
+#[derive(Debug, Default)]
+pub struct Card(Vec<CardField>);
+
+impl Card {
+    /// Adds a field that is no personal data, when it has a value.
+    pub fn field(
+        &mut self,
+        group: &'static str,
+        label: &'static str,
+        value: Option<impl fmt::Display>,
+    ) -> &mut Card {
+        self.add(group, label, value, false)
+    }
+
+    /// Adds a field that is personal data, when it has a value.
+    pub fn personal(
+        &mut self,
+        group: &'static str,
+        label: &'static str,
+        value: Option<impl fmt::Display>,
+    ) -> &mut Card {
+        self.add(group, label, value, true)
+    }
+
+    fn add(
+        &mut self,
+        group: &'static str,
+        label: &'static str,
+        value: Option<impl fmt::Display>,
+        personal: bool,
+    ) -> &mut Card {
+        if let Some(value) = value {
+            let value = value.to_string();
+            self.0.push(CardField {
+                group,
+                label,
+                value,
+                personal,
+            });
+        }
+        self
+    }
+
+    /// The fields.
+    pub fn fields(self) -> Vec<CardField> {
+        self.0
+    }
+}
+
 /// A provider's decoded event, as the provider-neutral parts of hookline use it.
 ///
 /// Handlers that want the provider's own type ask the envelope for it with [`Envelope::typed`].
@@ -166,6 +242,20 @@ pub trait ProviderEvent: Any + fmt::Debug + Send + Sync {
     fn key_ids(&self) -> KeyIds;
     /// Names and message text.
     fn personal(&self) -> PersonalData;
+    /// The event's key fields for the inspector's card. By default its ids, name and text;
+    /// providers show their own fields.
+    fn card(&self) -> Vec<CardField> {
+        let (ids, personal) = (self.key_ids(), self.personal());
+        let mut card = Card::default();
+        card.field("Ids", "Contact", ids.contact)
+            .field("Ids", "Store", ids.store)
+            .field("Ids", "Account", ids.account)
+            .field("Ids", "Conversation", ids.conversation)
+            .field("Ids", "Message", ids.message)
+            .personal("Ids", "Name", personal.name)
+            .personal("Ids", "Content", personal.content);
+        card.fields()
+    }
 }
 
 /// The body decoded into the provider's types, or why it could not be.
@@ -232,6 +322,11 @@ impl Decoded {
     /// Names and message text (empty when undecodable).
     pub fn personal(&self) -> PersonalData {
         self.event().map(|e| e.personal()).unwrap_or_default()
+    }
+
+    /// The inspector's card (empty when undecodable).
+    pub fn card(&self) -> Vec<CardField> {
+        self.event().map(|e| e.card()).unwrap_or_default()
     }
 }
 
@@ -446,6 +541,7 @@ pub(crate) mod testing {
             name,
             id_code,
             decode,
+            personal_keys: &["name"],
         })))
     }
 

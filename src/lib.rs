@@ -38,6 +38,7 @@ pub mod envelope;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod handlers;
+pub(crate) mod inspector;
 pub(crate) mod intake;
 pub mod metrics;
 mod rejection_log;

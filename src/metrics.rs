@@ -198,6 +198,71 @@ pub fn panic() {
     counter!("hookline_panics_total").increment(1);
 }
 
+/// One series of `hookline_requests_total`: requests of a source and endpoint with one outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestCount {
+    /// Source name.
+    pub source: String,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// `accepted`, `duplicate` or the rejection reason.
+    pub outcome: String,
+    /// Requests since this process started.
+    pub count: u64,
+}
+
+/// The webhook requests counted so far by this process, read back from what `/metrics`
+/// renders: the inspector's overview shows the refused ones by reason, with the same numbers a
+/// scrape gets.
+pub fn request_counts(handle: &PrometheusHandle) -> Vec<RequestCount> {
+    handle
+        .render()
+        .lines()
+        .filter_map(|line| line.strip_prefix("hookline_requests_total{"))
+        .filter_map(parse_request_line)
+        .collect()
+}
+
+/// `source="…",endpoint="…",outcome="…"} 12` as a [`RequestCount`].
+fn parse_request_line(rest: &str) -> Option<RequestCount> {
+    let (labels, value) = rest.rsplit_once("} ")?;
+    let mut count = RequestCount {
+        source: String::new(),
+        endpoint: String::new(),
+        outcome: String::new(),
+        count: value.trim().parse::<f64>().ok()? as u64,
+    };
+    let mut rest = labels;
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let (value, after) = label_value(after)?;
+        match name.trim_start_matches(',') {
+            "source" => count.source = value,
+            "endpoint" => count.endpoint = value,
+            "outcome" => count.outcome = value,
+            _ => {}
+        }
+        rest = after;
+    }
+    Some(count)
+}
+
+/// A quoted label value up to its closing quote, unescaped, and what follows it.
+fn label_value(text: &str) -> Option<(String, &str)> {
+    let mut value = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((value, &text[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => value.push('\n'),
+                other => value.push(other),
+            },
+            c => value.push(c),
+        }
+    }
+    None
+}
+
 /// Current deliveries in one state (`pending`, `inflight`, `dead`), as read from the store.
 pub fn deliveries(state: &'static str, count: u64) {
     gauge!("hookline_deliveries", "state" => state).set(count as f64);
@@ -235,6 +300,21 @@ mod tests {
 
     fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
         text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn request_lines_are_read_back_with_escaped_labels() {
+        let line = r#"source="chatbrick",endpoint="a\"b\\c",outcome="bad_signature"} 3"#;
+        assert_eq!(
+            parse_request_line(line),
+            Some(RequestCount {
+                source: "chatbrick".into(),
+                endpoint: "a\"b\\c".into(),
+                outcome: "bad_signature".into(),
+                count: 3,
+            })
+        );
+        assert_eq!(parse_request_line("garbage"), None);
     }
 
     #[test]

@@ -563,3 +563,51 @@ fn typed_data_serializes_back_to_wire_shape() {
         body["data"]["connectedStaff"]
     );
 }
+
+/// The card lines of an event as `(group, label, value, personal)`.
+fn card(event: &Event) -> Vec<(&'static str, &'static str, String, bool)> {
+    let fields = event.card().into_iter();
+    fields
+        .map(|f| (f.group, f.label, f.value, f.personal))
+        .collect()
+}
+
+#[test]
+fn a_connection_card_shows_contact_line_user_store_and_staff_marking_personal_data() {
+    let event = decode_fixture("contact.connection.connected.store_and_staff.json");
+    let lines = card(&event);
+    let has = |group, label, value: &str, personal| {
+        lines.contains(&(group, label, value.to_string(), personal))
+    };
+    assert!(
+        has("Contact", "Contact id", "clrq5ca80000lb9c9dnxxfyid", false),
+        "{lines:?}"
+    );
+    assert!(has("Contact", "Name", "康宜恩", true));
+    assert!(has(
+        "LINE user",
+        "LINE user id",
+        "U4d26836f2aadb5ad84cc8b5b729fc9a1",
+        false
+    ));
+    assert!(has("LINE user", "Display name", "Mr. Kang", true));
+    assert!(has("Store", "Store id", "clxvu9l6l000001p27bdm9ydk", false));
+    assert!(has("Store", "External id", "10000", false));
+    assert!(has("Staff", "Employee id", "50001", false));
+    assert!(has("Staff", "Display name", "小何 | 台北101旗艦店", true));
+    assert!(has(
+        "When",
+        "Connected",
+        "2024-06-08T18:18:18.888+00:00",
+        false
+    ));
+    let groups: Vec<_> = lines.iter().map(|l| l.0).collect();
+    let first = |g| groups.iter().position(|x| *x == g).unwrap();
+    assert!(first("Contact") < first("LINE user") && first("Store") < first("Staff"));
+}
+
+#[test]
+fn an_unknown_type_has_an_empty_card() {
+    let event = decode_json(json!({"type": "coupon.redeemed", "data": {"id": "c1"}}));
+    assert!(event.card().is_empty());
+}

@@ -829,3 +829,56 @@ fn message_with_attachments() {
     );
     assert_eq!(place.data_url, None);
 }
+
+/// The card lines of an event as `(group, label, value, personal)`.
+fn card(event: &Event) -> Vec<(&'static str, &'static str, String, bool)> {
+    let fields = event.card().into_iter();
+    fields
+        .map(|f| (f.group, f.label, f.value, f.personal))
+        .collect()
+}
+
+#[test]
+fn a_message_card_shows_conversation_sender_message_and_attachments() {
+    let mut body: Value = serde_json::from_slice(MESSAGE_CREATED).unwrap();
+    body["attachments"] = json!([{"id": 7, "file_type": "image", "file_size": 2048,
+        "data_url": "https://files.example/a.png"}]);
+    let event = Event::decode(body.to_string().as_bytes()).unwrap();
+    let lines = card(&event);
+    let has = |group, label, value: &str, personal| {
+        lines.contains(&(group, label, value.to_string(), personal))
+    };
+    assert!(
+        has("Conversation", "Conversation id", "89", false),
+        "{lines:?}"
+    );
+    assert!(has("Conversation", "Status", "open", false));
+    assert!(has("Message", "Type", "outgoing", false));
+    assert!(has("Message", "Private note", "false", false));
+    assert!(has(
+        "Message",
+        "Content",
+        "สวัสดีคุณต้องการความช่วยเหลืออะไร",
+        true
+    ));
+    assert!(has("Attachment", "File type", "image", false));
+    assert!(has("Attachment", "Size (bytes)", "2048", false));
+    assert!(has(
+        "Attachment",
+        "File",
+        "https://files.example/a.png",
+        true
+    ));
+    assert!(lines.iter().any(|l| l.0 == "Sender" && l.1 == "Kind"));
+}
+
+#[test]
+fn a_conversation_card_shows_its_contact_with_personal_fields_marked() {
+    let event = Event::decode(CONVERSATION_CREATED).unwrap();
+    let lines = card(&event);
+    assert!(
+        lines.contains(&("Contact", "E-mail", "alice@acme.inc".into(), true)),
+        "{lines:?}"
+    );
+    assert!(lines.contains(&("Conversation", "Conversation id", "89".into(), false)));
+}

@@ -72,6 +72,21 @@ impl Store for PanickingStore {
     async fn counts(&self) -> Result<DeliveryCounts, StoreError> {
         self.0.counts().await
     }
+    async fn activity(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<MinuteCount>, StoreError> {
+        self.0.activity(since).await
+    }
+    async fn event_types(&self) -> Result<Vec<EventType>, StoreError> {
+        self.0.event_types().await
+    }
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.0.backlog().await
+    }
+    async fn dead_letter_groups(&self, f: EventFilter) -> Result<DeadLetterGroups, StoreError> {
+        self.0.dead_letter_groups(f).await
+    }
 }
 
 /// Writes one signed ChatBrick request on `stream` and reads its whole response: the status

@@ -16,6 +16,7 @@ mod child;
 mod context;
 mod delivery;
 mod disk;
+mod inspector;
 mod intake;
 mod load;
 mod null_store;
@@ -128,6 +129,10 @@ struct Args {
     /// median ratio (every round is in the JSON): one run's ratio moves with the machine's noise.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Instead of the other runs: fill an inbox with this many events and time the
+    /// inspector's pages on it (docs/performance.md, "The inspector on a large inbox").
+    #[arg(long, default_value_t = 0)]
+    inspector_events: usize,
     /// Skip the baseline run.
     #[arg(long)]
     skip_baseline: bool,
@@ -206,6 +211,15 @@ fn runtime(pin: bool) -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Runs the benchmark; Ctrl-C or SIGTERM drops everything, which kills the child processes.
 async fn run_interruptible(args: Args, cpus: usize, pin: bool) -> ExitCode {
+    if args.inspector_events > 0 {
+        return match inspector_run(&args, pin).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hookline-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let outcome = tokio::select! {
         outcome = run(args, cpus, pin) => outcome,
         signal = interrupted() => Err(format!("interrupted by {signal}")),
@@ -217,6 +231,27 @@ async fn run_interruptible(args: Args, cpus: usize, pin: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The inspector run alone: its table, and its JSON at `--out`.
+async fn inspector_run(args: &Args, pin: bool) -> Result<(), String> {
+    let ctx = context(args, pin)?;
+    progress(&format!(
+        "inspector: filling an inbox with {} events",
+        args.inspector_events
+    ));
+    let result = tokio::select! {
+        result = inspector::run(&ctx, args.inspector_events) => result?,
+        signal = interrupted() => return Err(format!("interrupted by {signal}")),
+    };
+    inspector::print(&result);
+    if let Some(path) = &args.out {
+        let json = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("\nresults written to {}", path.display());
+    }
+    Ok(())
 }
 
 /// Failure when any measured request failed or the backlog did not drain.

@@ -16,8 +16,9 @@ use async_trait::async_trait;
 use hookline::config::Config;
 use hookline::server::{process, ServerBuilder};
 use hookline::store::{
-    AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary,
-    InsertOutcome, Leases, NewDelivery, NextStep, PruneStats, Store, StoreError,
+    AttemptRecord, Backlog, Claimed, DeadLetterGroups, DeliveryCounts, DeliveryInfo, EventDetail,
+    EventFilter, EventSummary, EventType, InsertOutcome, Leases, MinuteCount, NewDelivery,
+    NextStep, PruneStats, Store, StoreError,
 };
 use hookline::Envelope;
 
@@ -86,6 +87,25 @@ impl Store for NullStore {
 
     async fn counts(&self) -> Result<DeliveryCounts, StoreError> {
         Ok(DeliveryCounts::default())
+    }
+
+    async fn activity(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<MinuteCount>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn event_types(&self) -> Result<Vec<EventType>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        Ok(Backlog::default())
+    }
+
+    async fn dead_letter_groups(&self, _: EventFilter) -> Result<DeadLetterGroups, StoreError> {
+        Ok(DeadLetterGroups::default())
     }
 }
 

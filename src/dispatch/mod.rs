@@ -3,6 +3,7 @@
 //! and schedules the retry or the dead letter. All state lives in the store, so a restart
 //! resumes where the last run stopped.
 
+pub mod replay;
 pub mod retry;
 pub mod routes;
 
@@ -24,6 +25,7 @@ use crate::metrics;
 use crate::shutdown::Shutdown;
 use crate::store::{AttemptRecord, Claimed, DueWork, Leases, NextStep, Store, SuccessRecord};
 
+pub use replay::Replayer;
 pub use retry::RetryPolicy;
 pub use routes::Router;
 

@@ -4,9 +4,10 @@
 //! network. Every route but `/healthz` requires `Authorization: Bearer <admin token>` when a
 //! token is configured; without one, hookline refuses to bind it to a non-loopback address.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,8 +20,9 @@ use subtle::ConstantTimeEq;
 
 use super::client_ip::TrustedProxies;
 use crate::config::Config;
-use crate::dispatch::{Dispatcher, Router as EventRouter};
+use crate::dispatch::{Dispatcher, Replayer, Router as EventRouter};
 use crate::envelope::Sources;
+use crate::inspector::{Inspector, OverTls};
 use crate::intake::Intake;
 use crate::store::{EventFilter, Store, StoreError};
 
@@ -29,12 +31,10 @@ use crate::store::{EventFilter, Store, StoreError};
 pub struct AdminState {
     /// The inbox.
     store: Arc<dyn Store>,
-    /// Routes, to create missing deliveries when an event is replayed.
-    router: Arc<EventRouter>,
-    /// The sources this build serves, to rebuild a stored event for routing.
+    /// Replays, with the routes and the dispatcher to wake.
+    replayer: Replayer,
+    /// The sources this build serves, to check a filter's source.
     sources: Sources,
-    /// Woken after a replay so that the deliveries run at once.
-    dispatcher: Arc<Dispatcher>,
     /// Bearer token; `None` on loopback-only setups.
     token: Option<Arc<str>>,
     /// Renders `/metrics`.
@@ -43,6 +43,10 @@ pub struct AdminState {
     intake: Arc<Intake>,
     /// `store.max_size`, reported beside the store's size.
     max_size: u64,
+    /// The web inspector, at `/` (or its base path).
+    inspector: Inspector,
+    /// Proxies believed when they say a request came over TLS (the inspector's cookies).
+    trusted: Arc<TrustedProxies>,
 }
 
 impl AdminState {
@@ -53,15 +57,32 @@ impl AdminState {
         dispatcher: Arc<Dispatcher>,
         intake: Arc<Intake>,
     ) -> Self {
-        AdminState {
-            store,
-            router: Arc::new(EventRouter::new(&config.routes)),
-            sources: crate::sources::all(),
+        let sources = crate::sources::all();
+        let replayer = Replayer::new(
+            store.clone(),
+            EventRouter::new(&config.routes),
+            sources.clone(),
             dispatcher,
+        );
+        let metrics = crate::metrics::install();
+        let inspector = Inspector::new(
+            &config.admin.inspector,
+            config.admin.token.as_deref(),
+            store.clone(),
+            replayer.clone(),
+            sources.clone(),
+            metrics.clone(),
+        );
+        AdminState {
+            replayer,
+            store,
+            sources,
             token: config.admin.token.as_deref().map(Arc::from),
-            metrics: crate::metrics::install(),
+            metrics,
             intake,
             max_size: config.store.max_size,
+            inspector,
+            trusted: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
         }
     }
 }
@@ -80,8 +101,10 @@ impl AdminState {
     }
 }
 
-/// The admin routes.
+/// The admin routes: the JSON API and `/metrics` (bearer token), the inspector's pages (its
+/// own login), `/healthz` (open).
 pub fn router(state: AdminState) -> Router {
+    let (inspector, trusted) = (state.inspector.clone(), state.trusted.clone());
     let protected = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/events", get(list_events))
@@ -101,8 +124,25 @@ pub fn router(state: AdminState) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .merge(protected)
+        .merge(crate::inspector::router(inspector))
+        .layer(axum::middleware::from_fn_with_state(trusted, mark_tls))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "not_found" }))) });
     super::with_request_layers(routes, Arc::new(TrustedProxies::default()), Arc::new([]))
+}
+
+/// Tells the inspector whether the request came over TLS (through a trusted proxy).
+async fn mark_tls(
+    State(trusted): State<Arc<TrustedProxies>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let tls = peer.is_some_and(|peer| trusted.forwarded_https(peer, request.headers()));
+    request.extensions_mut().insert(OverTls(tls));
+    next.run(request).await
 }
 
 /// Refuses requests without the right bearer token (when one is configured).
@@ -225,29 +265,7 @@ async fn replay_event(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    let detail = state
-        .store
-        .event(&id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("event {id}")))?;
-    let body = detail.body.clone().unwrap_or_default();
-    let source = state.sources.get(&detail.summary.source).ok_or_else(|| {
-        StoreError::Conflict(format!(
-            "event {id} is of source {:?}, which this build does not serve",
-            detail.summary.source
-        ))
-    })?;
-    let envelope = crate::envelope::Envelope::decode(
-        source,
-        &detail.summary.endpoint,
-        detail.summary.provider_id.clone(),
-        detail.summary.received_at,
-        bytes::Bytes::from(body),
-    );
-    let routes = state.router.deliveries(&envelope);
-    let replayed = state.store.replay_event(&id, routes).await?;
-    state.dispatcher.wake_all();
-    tracing::info!(event_id = %id, deliveries = replayed, "event replayed");
+    let replayed = state.replayer.event(&id).await?;
     Ok(Json(json!({ "replayed": replayed })).into_response())
 }
 
@@ -255,9 +273,7 @@ async fn replay_delivery(
     State(state): State<AdminState>,
     Path(id): Path<i64>,
 ) -> Result<Response, AdminError> {
-    state.store.replay_delivery(id).await?;
-    state.dispatcher.wake_all();
-    tracing::info!(delivery = id, "delivery replayed");
+    state.replayer.delivery(id).await?;
     Ok(Json(json!({ "replayed": 1 })).into_response())
 }
 
@@ -265,8 +281,6 @@ async fn replay_dead(
     State(state): State<AdminState>,
     Query(filter): Query<EventFilter>,
 ) -> Result<Response, AdminError> {
-    let replayed = state.store.replay_dead(state.checked(filter)?).await?;
-    state.dispatcher.wake_all();
-    tracing::info!(deliveries = replayed, "dead letters replayed");
+    let replayed = state.replayer.dead(state.checked(filter)?).await?;
     Ok(Json(json!({ "replayed": replayed })).into_response())
 }

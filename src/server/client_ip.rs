@@ -50,6 +50,31 @@ impl TrustedProxies {
         }
         client
     }
+
+    /// Whether a trusted proxy says the client reached it over TLS (`X-Forwarded-Proto: https`,
+    /// or `proto=https` in `Forwarded`); a header from anyone else means nothing.
+    pub fn forwarded_https(&self, peer: SocketAddr, headers: &HeaderMap) -> bool {
+        if !self.trusts(peer.ip()) {
+            return false;
+        }
+        let said = |name: &str| -> Vec<String> {
+            headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_ascii_lowercase)
+                .collect()
+        };
+        let forwarded = said("forwarded");
+        let proto = forwarded
+            .iter()
+            .flat_map(|v| v.split([',', ';']))
+            .filter_map(|pair| pair.trim().strip_prefix("proto="))
+            .map(|p| p.trim_matches('"').to_owned())
+            .next_back()
+            .or_else(|| said("x-forwarded-proto").pop());
+        proto.is_some_and(|p| p.split(',').next_back().map(str::trim) == Some("https"))
+    }
 }
 
 /// Maps IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) to IPv4, as dual-stack sockets report them.
@@ -126,6 +151,19 @@ mod tests {
 
     fn peer(ip: &str) -> SocketAddr {
         SocketAddr::new(ip.parse().unwrap(), 4000)
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_can_say_the_client_came_over_tls() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let https = headers(&[("x-forwarded-proto", "https")]);
+        assert!(trusted.forwarded_https(peer("10.1.2.3"), &https));
+        assert!(!trusted.forwarded_https(peer("203.0.113.9"), &https));
+        let http = headers(&[("x-forwarded-proto", "http")]);
+        assert!(!trusted.forwarded_https(peer("10.1.2.3"), &http));
+        let forwarded = headers(&[("forwarded", "for=1.1.1.1;proto=https")]);
+        assert!(trusted.forwarded_https(peer("10.1.2.3"), &forwarded));
+        assert!(!trusted.forwarded_https(peer("10.1.2.3"), &headers(&[])));
     }
 
     #[test]

@@ -61,6 +61,16 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
+    /// Every [`VerifyError::reason`]: the outcomes of `hookline_requests_total` that are
+    /// authentication failures.
+    pub const REASONS: [&'static str; 5] = [
+        "missing_header",
+        "invalid_timestamp",
+        "stale_timestamp",
+        "bad_signature",
+        "unknown_token",
+    ];
+
     /// A short, stable, machine-readable reason for the response body and for metrics labels.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -221,6 +221,13 @@ pub struct EventFilter {
     pub limit: Option<u32>,
     /// Only events older than this sequence number (paging).
     pub before: Option<i64>,
+    /// Only events newer than this sequence number (what arrived since a listing was read).
+    pub after: Option<i64>,
+    /// Only events about this contact or conversation id (the ids of [`KeyIds`](crate::envelope::KeyIds)
+    /// `contact` and `conversation` that the event had when it was stored).
+    pub about: Option<String>,
+    /// Only deliveries whose last error is exactly this text (dead letters).
+    pub error: Option<String>,
 }
 
 /// One line of an event listing.
@@ -308,6 +315,68 @@ pub struct DeliveryCounts {
     pub dead: u64,
 }
 
+/// Events received in one minute from one source with one type: the inspector's activity chart
+/// and the event types its filter offers, read without counting the events themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MinuteCount {
+    /// The start of the minute.
+    pub minute: DateTime<Utc>,
+    /// Source name.
+    pub source: String,
+    /// Event type.
+    pub event_type: String,
+    /// Events stored (duplicates are not).
+    pub events: u64,
+    /// Of those, how many did not decode.
+    pub undecodable: u64,
+}
+
+/// An event type seen in the inbox, with its source.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct EventType {
+    /// Source name.
+    pub source: String,
+    /// Event type.
+    pub event_type: String,
+}
+
+/// The open work: what waits, what is dead, and how long the oldest has been waiting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    /// Deliveries by state.
+    pub deliveries: DeliveryCounts,
+    /// Events with a delivery that is pending or in flight.
+    pub events_pending: u64,
+    /// Events with a dead delivery.
+    pub events_dead: u64,
+    /// Since when the oldest pending or in-flight delivery has waited (its creation or last
+    /// replay); `None` when nothing waits.
+    pub oldest_waiting_since: Option<DateTime<Utc>>,
+}
+
+/// Dead letters counted by route and by error, for a filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeadLetterGroups {
+    /// How many match in all.
+    pub total: u64,
+    /// By route, most first.
+    pub by_route: Vec<GroupCount>,
+    /// By last error, most first (the 50 largest groups).
+    pub by_error: Vec<GroupCount>,
+}
+
+/// One group of [`DeadLetterGroups`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupCount {
+    /// The route or error text (`None`: a dead letter without an error text).
+    pub key: Option<String>,
+    /// How many.
+    pub count: u64,
+}
+
+/// Most error groups [`Store::dead_letter_groups`] returns.
+pub const MAX_ERROR_GROUPS: usize = 50;
+
 /// What a pruning pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PruneStats {
@@ -357,7 +426,9 @@ pub enum DueWork {
 /// The inbox interface. Implementations must make `insert` durable before returning `Ok`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Commits an event and its deliveries, or reports it as a duplicate.
+    /// Commits an event and its deliveries, or reports it as a duplicate. The event is kept
+    /// with the contact and conversation of its [`Envelope::key_ids`] (for
+    /// [`EventFilter::about`]) and counted in its minute (for [`Store::activity`]).
     async fn insert(
         &self,
         envelope: &Envelope,
@@ -443,4 +514,19 @@ pub trait Store: Send + Sync + 'static {
     fn is_available(&self) -> bool {
         true
     }
+
+    /// Events stored per minute, source and type, for the minutes from `since` on, oldest
+    /// first; kept as long as the events' ids are (the dedupe window).
+    async fn activity(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>, StoreError>;
+
+    /// Every event type stored within the dedupe window, with its source, sorted.
+    async fn event_types(&self) -> Result<Vec<EventType>, StoreError>;
+
+    /// The open work, for the inspector's overview.
+    async fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// The dead letters that match the filter (as [`Store::dead_letters`] reads it, without
+    /// its limit), counted by route and by error.
+    async fn dead_letter_groups(&self, filter: EventFilter)
+        -> Result<DeadLetterGroups, StoreError>;
 }

@@ -451,3 +451,40 @@ pub fn strict_json_lines(log: &str) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// The admin token of the tests that log in to the inspector.
+pub const ADMIN_TOKEN: &str = "inspector-test-token-5b1f";
+
+/// [`config`] with the admin token [`ADMIN_TOKEN`]: the inspector needs a login.
+pub fn config_with_token(dir: &Path) -> Config {
+    let mut config = config(dir);
+    config.admin.token = Some(ADMIN_TOKEN.into());
+    config
+}
+
+/// Sends a liveDesk request with this delivery id; returns status and JSON body.
+pub async fn send_livedesk(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    delivery_id: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    let headers = [("x-chatwoot-delivery".to_string(), delivery_id.to_string())];
+    let target = url(addr, &format!("/webhooks/livedesk/{TOKEN}"));
+    let (status, _, json) = post_json(client, &target, &headers, body.to_vec()).await;
+    (status, json)
+}
+
+/// liveDesk's `message_created` example with the contact's and the sender's name set to
+/// `name`, the text to `content`, and the contact's id to `contact_id`.
+pub fn livedesk_message(name: &str, content: &str, contact_id: i64) -> Vec<u8> {
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&fixture("livedesk/message_created.api_channel_doc.json"))
+            .expect("fixture is JSON");
+    body["content"] = content.into();
+    body["sender"] = serde_json::json!({ "id": contact_id, "name": name, "type": "contact" });
+    body["contact_id"] = contact_id.into();
+    body["conversation"]["meta"]["sender"]["name"] = name.into();
+    body["conversation"]["meta"]["sender"]["id"] = contact_id.into();
+    body.to_string().into_bytes()
+}

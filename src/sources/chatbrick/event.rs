@@ -18,8 +18,13 @@ use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::envelope::{KeyIds, PersonalData, ProviderEvent};
+use crate::envelope::{Card, CardField, KeyIds, PersonalData, ProviderEvent};
 use crate::sources::lenient;
+
+/// The keys of ChatBrick bodies that hold personal data: contacts' and staff members' names
+/// and avatars, LINE display names and pictures (store names and logos go with them).
+pub(crate) const PERSONAL_KEYS: &[&str] =
+    &["name", "displayName", "avatar", "profilePictureUrl", "logo"];
 
 /// Wire type of [`Event::ContactConnected`].
 const CONNECTED: &str = "contact.connection.connected";
@@ -231,6 +236,89 @@ impl ProviderEvent for Event {
             name: name.clone(),
             content: None,
         }
+    }
+
+    /// The contact with their LINE users, the store and the staff member the event is about.
+    fn card(&self) -> Vec<CardField> {
+        let mut card = Card::default();
+        match self {
+            Event::ContactConnected(e) | Event::ContactConnectionChanged(e) => {
+                e.contact.card(&mut card);
+                e.line_users.iter().for_each(|u| u.card(&mut card));
+                if let Some(store) = &e.connected_store {
+                    store.card(&mut card);
+                }
+                if let Some(staff) = &e.connected_staff {
+                    staff.card(&mut card);
+                }
+                e.timestamps.card(&mut card);
+            }
+            Event::ContactDisconnected(e) => {
+                e.contact.card(&mut card);
+                e.line_users.iter().for_each(|u| u.card(&mut card));
+                e.timestamps.card(&mut card);
+            }
+            Event::StoreCreated(e) | Event::StoreUpdated(e) | Event::StoreDeactivated(e) => {
+                e.store.card(&mut card);
+                e.timestamps.card(&mut card);
+            }
+            Event::AccountCreated(e) | Event::AccountDeactivated(e) => {
+                e.account.card(&mut card);
+                e.timestamps.card(&mut card);
+            }
+            Event::Other { .. } => {}
+        }
+        card.fields()
+    }
+}
+
+impl Contact {
+    fn card(&self, card: &mut Card) {
+        card.field("Contact", "Contact id", Some(&self.id))
+            .personal("Contact", "Name", self.name.as_ref())
+            .personal("Contact", "Avatar", self.avatar.as_ref());
+    }
+}
+
+impl LineUser {
+    fn card(&self, card: &mut Card) {
+        card.field("LINE user", "LINE user id", Some(&self.line_uid))
+            .field("LINE user", "LINE provider id", Some(&self.line_provider_id))
+            .field("LINE user", "ChatBrick id", Some(&self.id))
+            .personal("LINE user", "Display name", self.name.as_ref())
+            .personal("LINE user", "Picture", self.profile_picture_url.as_ref());
+    }
+}
+
+impl Store {
+    fn card(&self, card: &mut Card) {
+        card.field("Store", "Store id", Some(&self.id))
+            .field("Store", "Name", self.name.as_ref())
+            .field("Store", "External id", self.external_id.as_ref());
+    }
+}
+
+impl Account {
+    fn card(&self, card: &mut Card) {
+        card.field("Staff", "Account id", Some(&self.id))
+            .field("Staff", "Store id", self.store_id.as_ref())
+            .field("Staff", "Employee id", self.employee_id.as_ref())
+            .personal("Staff", "Display name", self.display_name.as_ref())
+            .personal("Staff", "Internal name", self.name.as_ref())
+            .personal("Staff", "Avatar", self.avatar.as_ref());
+    }
+}
+
+impl Timestamps {
+    fn card(&self, card: &mut Card) {
+        let at = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339());
+        card.field("When", "Connected", at(&self.connected_at))
+            .field("When", "Changed", at(&self.changed_at))
+            .field("When", "Disconnected", at(&self.disconnected_at))
+            .field("When", "First connected", at(&self.init_connected_at))
+            .field("When", "Created", at(&self.created_at))
+            .field("When", "Updated", at(&self.updated_at))
+            .field("When", "Deactivated", at(&self.deactivated_at));
     }
 }
 

@@ -36,6 +36,7 @@ static SPEC: SourceSpec = SourceSpec {
     name: "chatbrick",
     id_code: "cb",
     decode: crate::sources::decode::<Event>,
+    personal_keys: event::PERSONAL_KEYS,
 };
 
 /// ChatBrick configured: the verifiers of its endpoints and how its requests are admitted.

@@ -40,7 +40,24 @@ mod wire;
 
 use serde_json::Value;
 
-use crate::envelope::{KeyIds, PersonalData, ProviderEvent};
+use crate::envelope::{Card, CardField, KeyIds, PersonalData, ProviderEvent};
+
+/// The keys of liveDesk bodies that hold personal data: names, e-mail addresses and phone
+/// numbers of contacts and agents, their avatars, message text, and attachments.
+pub(crate) const PERSONAL_KEYS: &[&str] = &[
+    "name",
+    "available_name",
+    "email",
+    "phone_number",
+    "avatar",
+    "avatar_url",
+    "thumbnail",
+    "content",
+    "processed_message_content",
+    "data_url",
+    "thumb_url",
+    "fallback_title",
+];
 
 pub use account::{Contact, Inbox, WebwidgetTriggered};
 pub use conversation::{
@@ -197,6 +214,23 @@ impl ProviderEvent for Event {
                 PersonalData::default()
             }
         }
+    }
+
+    /// The conversation, who sent what, the message and its attachments, or the contact or
+    /// inbox the event is about.
+    fn card(&self) -> Vec<CardField> {
+        let mut card = Card::default();
+        match self {
+            Self::ConversationCreated(c) | Self::ConversationStatusChanged(c) => c.card(&mut card),
+            Self::ConversationUpdated(u) => u.card(&mut card),
+            Self::MessageCreated(m) | Self::MessageUpdated(m) => m.card(&mut card),
+            Self::ConversationTypingOn(t) | Self::ConversationTypingOff(t) => t.card(&mut card),
+            Self::ContactCreated(c) | Self::ContactUpdated(c) => c.card(&mut card),
+            Self::WebwidgetTriggered(w) => w.card(&mut card),
+            Self::InboxCreated(i) | Self::InboxUpdated(i) => i.card(&mut card),
+            Self::Other { .. } => {}
+        }
+        card.fields()
     }
 }
 

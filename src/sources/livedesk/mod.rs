@@ -41,6 +41,7 @@ static SPEC: SourceSpec = SourceSpec {
     name: "livedesk",
     id_code: "ld",
     decode: crate::sources::decode::<Event>,
+    personal_keys: event::PERSONAL_KEYS,
 };
 
 /// liveDesk configured: its URL token, the Chatwoot signature check when a secret is set, and

@@ -42,13 +42,17 @@
 //! (`macros`, `rt`) and `async-trait`) and `hookline::store_conformance!(…)`.
 //!
 //! Rules use events of two test sources, [`ALPHA`] and [`BETA`]: the store knows no provider.
-//! They use the store's own clock only as the trait does (leases, retry times, "now" for
-//! expedite and pruning), never its timing.
+//! Their bodies name the contact and conversation an event is about ([`about`]), which is all the
+//! store asks of an event beyond its envelope's fields (through [`Envelope::key_ids`]). Rules use
+//! the store's own clock only as the trait does (leases, retry times, "now" for expedite and
+//! pruning), never its timing.
 
 pub mod attempts;
 pub mod claims;
 pub mod insert;
 pub mod inspection;
+pub mod lookup;
+pub mod overview;
 pub mod prune;
 pub mod replay;
 
@@ -63,7 +67,7 @@ use super::{
     AttemptRecord, DeliveryInfo, DeliveryStart, EventDetail, InsertOutcome, NewDelivery, NextStep,
     Store,
 };
-use crate::envelope::{Decoded, Envelope, Source, SourceSpec};
+use crate::envelope::{Decoded, Envelope, KeyIds, PersonalData, ProviderEvent, Source, SourceSpec};
 
 /// A fresh, empty store for one rule, and the means to open it again on the same data.
 #[async_trait]
@@ -124,6 +128,14 @@ macro_rules! store_conformance {
             inspection::an_unknown_event_has_no_detail,
             inspection::deliveries_are_counted_by_state,
             inspection::the_oldest_waiting_delivery_is_reported,
+            lookup::events_are_found_by_the_contact_or_conversation_they_are_about,
+            lookup::events_newer_than_a_cursor_are_listed_newest_first,
+            lookup::dead_letters_are_filtered_by_their_error,
+            overview::activity_is_counted_per_minute_source_and_type,
+            overview::the_types_seen_are_listed_once_each,
+            overview::the_backlog_counts_waiting_and_dead_work_and_its_oldest_delivery,
+            overview::dead_letters_are_grouped_by_route_and_by_error,
+            overview::activity_is_pruned_with_the_ids,
             prune::prune_keeps_ids_for_dedupe_drops_bodies_and_spares_unfinished_work,
             prune::ids_are_kept_as_long_as_bodies,
             prune::work_in_flight_or_waiting_to_retry_is_never_pruned,
@@ -141,26 +153,58 @@ macro_rules! store_conformance {
     };
 }
 
-/// A test source; the store only keeps its name.
+/// A test source; the store only keeps its name, and the ids its events are about.
 pub(crate) static ALPHA: SourceSpec = SourceSpec {
     name: "alpha",
     id_code: "al",
-    decode: not_decoded,
+    decode: decode_about,
+    personal_keys: &[],
 };
 
 /// A second test source, for the rules about sources.
 pub(crate) static BETA: SourceSpec = SourceSpec {
     name: "beta",
     id_code: "be",
-    decode: not_decoded,
+    decode: decode_about,
+    personal_keys: &[],
 };
 
-/// The decoder of the test sources: the store never decodes, and neither do the rules.
-fn not_decoded(_: &[u8]) -> Decoded {
-    Decoded::Undecodable {
-        error: "the store conformance suite decodes no body".into(),
-        event_type: None,
+/// What a test source's body decodes into: its type, and the contact and conversation of
+/// `data` when it names them.
+#[derive(Debug, serde::Deserialize)]
+struct TestEvent {
+    #[serde(rename = "type")]
+    event_type: String,
+    #[serde(default)]
+    data: TestData,
+}
+
+/// The `data` of a test body.
+#[derive(Debug, Default, serde::Deserialize)]
+struct TestData {
+    contact: Option<String>,
+    conversation: Option<String>,
+}
+
+impl ProviderEvent for TestEvent {
+    fn event_type(&self) -> &str {
+        &self.event_type
     }
+    fn key_ids(&self) -> KeyIds {
+        KeyIds {
+            contact: self.data.contact.clone(),
+            conversation: self.data.conversation.clone(),
+            ..KeyIds::default()
+        }
+    }
+    fn personal(&self) -> PersonalData {
+        PersonalData::default()
+    }
+}
+
+/// The decoder of the test sources: the store asks an envelope only for its key ids.
+fn decode_about(body: &[u8]) -> Decoded {
+    Decoded::from_result(serde_json::from_slice::<TestEvent>(body), || None)
 }
 
 /// The lease of claims that must not expire during a rule.
@@ -193,6 +237,23 @@ pub fn envelope(
         event_type.into(),
         received_at,
         decode_error.map(str::to_owned),
+        Bytes::from(body),
+    )
+}
+
+/// An event of [`ALPHA`] received now, about a contact and perhaps a conversation (the ids its
+/// body names).
+pub fn about(provider_id: &str, contact: &str, conversation: Option<&str>) -> Envelope {
+    let data =
+        serde_json::json!({ "id": provider_id, "contact": contact, "conversation": conversation });
+    let body = serde_json::json!({ "type": "chat.message", "data": data }).to_string();
+    Envelope::restore(
+        Source::new(&ALPHA),
+        "default".into(),
+        provider_id.into(),
+        "chat.message".into(),
+        Utc::now(),
+        None,
         Bytes::from(body),
     )
 }

@@ -41,6 +41,20 @@ impl FilterSql {
         if let Some(before) = filter.before {
             sql.push("e.seq <", Box::new(before));
         }
+        if let Some(after) = filter.after {
+            sql.push("e.seq >", Box::new(after));
+        }
+        if let Some(about) = &filter.about {
+            sql.about(about);
+        }
+        if let Some(error) = &filter.error {
+            if !of_deliveries {
+                return Err(StoreError::Conflict(
+                    "filter by error applies to dead letters only".into(),
+                ));
+            }
+            sql.push("d.last_error =", Box::new(error.clone()));
+        }
         match (&filter.route, &filter.status, of_deliveries) {
             (Some(_), _, false) => Err(StoreError::Conflict(
                 "filter by route applies to dead letters only".into(),
@@ -63,6 +77,17 @@ impl FilterSql {
     /// Narrows further by a clause without parameters.
     pub(super) fn and(&mut self, clause: &str) {
         self.clauses.push(clause.into());
+    }
+
+    /// Events whose contact or conversation is `id`: two lookups in the partial indexes of
+    /// those columns, not a scan.
+    fn about(&mut self, id: &str) {
+        self.params.push(Box::new(id.to_owned()));
+        let n = self.params.len();
+        self.clauses.push(format!(
+            "e.seq IN (SELECT seq FROM events WHERE contact_id = ${n} \
+             UNION ALL SELECT seq FROM events WHERE conversation_id = ${n})"
+        ));
     }
 
     /// Narrows by `left` compared with the next parameter (`"e.source ="`).

@@ -40,8 +40,9 @@ use self::notices::Notices;
 use self::pool::Db;
 use self::writer::Writer;
 use super::{
-    AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, DueWork, EventDetail, EventFilter,
-    EventSummary, InsertOutcome, Leases, NewDelivery, NextStep, PruneStats, Store, StoreError,
+    AttemptRecord, Backlog, Claimed, DeadLetterGroups, DeliveryCounts, DeliveryInfo, DueWork,
+    EventDetail, EventFilter, EventSummary, EventType, InsertOutcome, Leases, MinuteCount,
+    NewDelivery, NextStep, PruneStats, Store, StoreError,
 };
 use crate::envelope::Envelope;
 
@@ -278,6 +279,39 @@ impl Store for PostgresStore {
         self.db
             .run("find the oldest waiting delivery", async |conn| {
                 reads::oldest_waiting(conn).await
+            })
+            .await
+    }
+
+    async fn activity(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>, StoreError> {
+        self.db
+            .run("read the activity", async |conn| {
+                reads::activity(conn, since).await
+            })
+            .await
+    }
+
+    async fn event_types(&self) -> Result<Vec<EventType>, StoreError> {
+        self.db
+            .run("list event types", async |conn| {
+                reads::event_types(conn).await
+            })
+            .await
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.db
+            .run("read the backlog", async |conn| reads::backlog(conn).await)
+            .await
+    }
+
+    async fn dead_letter_groups(
+        &self,
+        filter: EventFilter,
+    ) -> Result<DeadLetterGroups, StoreError> {
+        self.db
+            .run("count dead letters", async |conn| {
+                reads::dead_letter_groups(conn, &filter).await
             })
             .await
     }

@@ -75,6 +75,7 @@ async fn pass(
         total.events_deleted += step.events_deleted;
         total.bodies_dropped += step.bodies_dropped;
         if step.events_deleted < PRUNE_CHUNK as u64 && step.bodies_dropped < PRUNE_CHUNK as u64 {
+            bounded(conn, async |conn| forget_activity(conn, keep_ids).await).await?;
             return Ok(total);
         }
     }
@@ -115,4 +116,15 @@ async fn step(
         events_deleted: deleted,
         bodies_dropped: stripped,
     })
+}
+
+/// Forgets the activity counts of the minutes before `keep_ids`, as the events' ids are
+/// forgotten: a few rows per minute, deleted at once.
+async fn forget_activity(conn: &Connection, keep_ids: Duration) -> Result<(), Failure> {
+    conn.execute(
+        "DELETE FROM event_minutes WHERE minute < now() - make_interval(secs => $1)",
+        &[&keep_ids.as_secs_f64()],
+    )
+    .await?;
+    Ok(())
 }

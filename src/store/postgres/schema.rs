@@ -22,11 +22,18 @@ struct Migration {
 }
 
 /// Every version, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "the inbox: events, deliveries, attempts; notices of due work",
-    sql: include_str!("migrations/0001_inbox.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "the inbox: events, deliveries, attempts; notices of due work",
+        sql: include_str!("migrations/0001_inbox.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "what the inspector reads: contact and conversation ids, events per minute",
+        sql: include_str!("migrations/0002_inspector.sql"),
+    },
+];
 
 /// The advisory lock held while migrating ("hook" "line" "migr" in ASCII); advisory locks are
 /// per database, so two hookline deployments in one database take turns too, harmlessly.

@@ -39,11 +39,21 @@ const QUEUE_DEPTH: usize = 8192;
 const INSERT: &str = "
 WITH new_events AS (
     INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at,
-                        decode_error, body)
+                        decode_error, body, contact_id, conversation_id)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::timestamptz[], $7::text[], $8::bytea[])
+                         $6::timestamptz[], $7::text[], $8::bytea[], $17::text[], $18::text[])
     ON CONFLICT (id) DO NOTHING
-    RETURNING seq, id
+    RETURNING seq, id, source, event_type, received_at, decode_error IS NOT NULL AS undecodable
+), counted AS (
+    INSERT INTO event_minutes AS m (minute, source, event_type, shard, events, undecodable)
+    SELECT date_trunc('minute', received_at, 'UTC'), source, event_type,
+           (SELECT min(seq) FROM new_events) % 16, count(*), count(*) FILTER (WHERE undecodable)
+    FROM new_events
+    GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
+    ON CONFLICT (minute, source, event_type, shard) DO UPDATE
+        SET events = m.events + excluded.events,
+            undecodable = m.undecodable + excluded.undecodable
 ), new_deliveries AS (
     INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until,
                             since, success_started_at, success_duration_ms)
@@ -259,10 +269,14 @@ struct EventRow {
     received_at: DateTime<Utc>,
     decode_error: Option<String>,
     body: Bytes,
+    /// The contact and conversation ids the event is about, for the inspector's lookup.
+    contact_id: Option<String>,
+    conversation_id: Option<String>,
 }
 
 impl From<&Envelope> for EventRow {
     fn from(envelope: &Envelope) -> Self {
+        let keys = envelope.key_ids();
         EventRow {
             id: envelope.id.clone(),
             source: envelope.source.as_str(),
@@ -272,6 +286,8 @@ impl From<&Envelope> for EventRow {
             received_at: whole_millis(envelope.received_at),
             decode_error: envelope.decode_error.as_deref().map(text),
             body: envelope.body.clone(),
+            contact_id: keys.contact.as_deref().map(text),
+            conversation_id: keys.conversation.as_deref().map(text),
         }
     }
 }
@@ -300,6 +316,8 @@ struct Columns<'a> {
     received_at: Vec<DateTime<Utc>>,
     decode_errors: Vec<Option<&'a str>>,
     bodies: Vec<&'a [u8]>,
+    contact_ids: Vec<Option<&'a str>>,
+    conversation_ids: Vec<Option<&'a str>>,
     of_event: Vec<&'a str>,
     routes: Vec<&'a str>,
     handlers: Vec<&'a str>,
@@ -321,6 +339,8 @@ impl<'a> Columns<'a> {
             received_at: Vec::with_capacity(jobs.len()),
             decode_errors: Vec::with_capacity(jobs.len()),
             bodies: Vec::with_capacity(jobs.len()),
+            contact_ids: Vec::with_capacity(jobs.len()),
+            conversation_ids: Vec::with_capacity(jobs.len()),
             of_event: Vec::new(),
             routes: Vec::new(),
             handlers: Vec::new(),
@@ -348,6 +368,8 @@ impl<'a> Columns<'a> {
         self.received_at.push(row.received_at);
         self.decode_errors.push(row.decode_error.as_deref());
         self.bodies.push(&row.body);
+        self.contact_ids.push(row.contact_id.as_deref());
+        self.conversation_ids.push(row.conversation_id.as_deref());
     }
 
     /// A delivery handed over at intake starts as its first attempt, exactly as a claim would;
@@ -370,7 +392,7 @@ impl<'a> Columns<'a> {
             .push(success.map(|s| s.duration.as_millis() as i64));
     }
 
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 16] {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 18] {
         [
             &self.ids,
             &self.sources,
@@ -388,6 +410,8 @@ impl<'a> Columns<'a> {
             &self.lease_secs,
             &self.success_started_at,
             &self.success_duration_ms,
+            &self.contact_ids,
+            &self.conversation_ids,
         ]
     }
 }

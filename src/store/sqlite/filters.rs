@@ -17,6 +17,8 @@ pub(super) struct FilterSql {
     clauses: Vec<String>,
     /// The values of the clauses' `?`s, in order.
     pub(super) params: Vec<Value>,
+    /// Whether a clause reads `events e` (else a query of deliveries needs no join).
+    reads_events: bool,
 }
 
 impl FilterSql {
@@ -25,6 +27,7 @@ impl FilterSql {
         let mut sql = FilterSql {
             clauses: Vec::new(),
             params: Vec::new(),
+            reads_events: false,
         };
         if let Some(source) = &filter.source {
             sql.push("e.source = ?", Value::Text(source.clone()));
@@ -47,13 +50,29 @@ impl FilterSql {
         if let Some(before) = filter.before {
             sql.push("e.seq < ?", Value::Integer(before));
         }
+        if let Some(after) = filter.after {
+            sql.push("e.seq > ?", Value::Integer(after));
+        }
+        if let Some(about) = &filter.about {
+            sql.about(about);
+        }
+        if let Some(error) = &filter.error {
+            if !with_delivery {
+                return Err(StoreError::Conflict(
+                    "filter by error applies to dead letters only".into(),
+                ));
+            }
+            sql.and_deliveries("d.last_error = ?");
+            sql.params.push(Value::Text(error.clone()));
+        }
         if let Some(route) = &filter.route {
             if !with_delivery {
                 return Err(StoreError::Conflict(
                     "filter by route applies to dead letters only".into(),
                 ));
             }
-            sql.push("d.route = ?", Value::Text(route.clone()));
+            sql.and_deliveries("d.route = ?");
+            sql.params.push(Value::Text(route.clone()));
         }
         if let Some(status) = &filter.status {
             if with_delivery {
@@ -68,11 +87,38 @@ impl FilterSql {
 
     /// Narrows further by a clause without parameters.
     pub(super) fn and(&mut self, clause: &str) {
+        self.reads_events = true;
         self.clauses.push(clause.into());
     }
 
-    fn push(&mut self, clause: &str, value: Value) {
+    /// Narrows further by a clause that reads only `deliveries d`.
+    pub(super) fn and_deliveries(&mut self, clause: &str) {
         self.clauses.push(clause.into());
+    }
+
+    /// The `FROM` of a query of deliveries under this filter: joined with their events only
+    /// when a clause reads them, since an event row (with its body) costs a page read.
+    pub(super) fn deliveries_from(&self) -> &'static str {
+        if self.reads_events {
+            "deliveries d JOIN events e ON e.seq = d.event_seq"
+        } else {
+            "deliveries d"
+        }
+    }
+
+    /// Events whose contact or conversation is `id`: two lookups in the partial indexes of
+    /// those columns, not a scan.
+    fn about(&mut self, id: &str) {
+        self.and(
+            "e.seq IN (SELECT seq FROM events WHERE contact_id = ? \
+             UNION ALL SELECT seq FROM events WHERE conversation_id = ?)",
+        );
+        self.params.push(Value::Text(id.to_owned()));
+        self.params.push(Value::Text(id.to_owned()));
+    }
+
+    fn push(&mut self, clause: &str, value: Value) {
+        self.and(clause);
         self.params.push(value);
     }
 
@@ -86,10 +132,20 @@ impl FilterSql {
     }
 }
 
-fn status_clause(status: &str) -> Result<&'static str, StoreError> {
+/// The clause of an event status. Dead and pending events are found from the partial index of
+/// open deliveries (few, however large the inbox) rather than by testing every event.
+pub(super) fn status_clause(status: &str) -> Result<&'static str, StoreError> {
     Ok(match status {
-        "dead" => "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq AND x.state = 'dead')",
-        "pending" => "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq AND x.state IN ('pending', 'inflight'))",
+        "dead" => concat!(
+            "e.seq IN (SELECT x.event_seq FROM deliveries x WHERE x.state = 'dead' AND x.",
+            open_delivery!(),
+            ")"
+        ),
+        "pending" => concat!(
+            "e.seq IN (SELECT x.event_seq FROM deliveries x WHERE x.state IN ('pending', 'inflight') AND x.",
+            open_delivery!(),
+            ")"
+        ),
         "delivered" => "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq) AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq AND x.state <> 'delivered')",
         "unrouted" => "NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.event_seq = e.seq)",
         "undecodable" => "e.decode_error IS NOT NULL",

@@ -22,10 +22,14 @@ pub(super) struct EventRow {
     received_at: i64,
     decode_error: Option<String>,
     body: Bytes,
+    /// The contact and conversation ids the event is about, for the inspector's lookup.
+    contact_id: Option<String>,
+    conversation_id: Option<String>,
 }
 
 impl From<&Envelope> for EventRow {
     fn from(envelope: &Envelope) -> Self {
+        let keys = envelope.key_ids();
         EventRow {
             id: envelope.id.clone(),
             id_hash: id_hash(&envelope.id),
@@ -36,6 +40,8 @@ impl From<&Envelope> for EventRow {
             received_at: envelope.received_at.timestamp_millis(),
             decode_error: envelope.decode_error.clone(),
             body: envelope.body.clone(),
+            contact_id: keys.contact,
+            conversation_id: keys.conversation,
         }
     }
 }
@@ -54,8 +60,9 @@ pub(super) fn insert_event(
         return Ok(InsertOutcome::Duplicate);
     }
     tx.prepare_cached(
-        "INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at, decode_error, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at, decode_error, body,
+             contact_id, conversation_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
             envelope.id,
@@ -66,9 +73,12 @@ pub(super) fn insert_event(
             envelope.received_at,
             envelope.decode_error,
         envelope.body.as_ref(),
+        envelope.contact_id,
+        envelope.conversation_id,
     ])?;
     let seq = tx.last_insert_rowid();
     ids.add(tx, hash, seq)?;
+    count_minute(tx, envelope)?;
     let now = now_ms();
     let mut stmt = tx.prepare_cached(
         "INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until, since,
@@ -100,4 +110,20 @@ pub(super) fn insert_event(
         delivery_ids.push(tx.last_insert_rowid());
     }
     Ok(InsertOutcome::Stored { delivery_ids })
+}
+
+/// Counts the event in its minute of `event_minutes` (see `schema::INSPECTOR`).
+fn count_minute(tx: &Transaction<'_>, event: &EventRow) -> Result<(), Failure> {
+    tx.prepare_cached(
+        "INSERT INTO event_minutes (minute, source, event_type, events, undecodable)
+         VALUES (?1, ?2, ?3, 1, ?4)
+         ON CONFLICT DO UPDATE SET events = events + 1, undecodable = undecodable + excluded.undecodable",
+    )?
+    .execute(params![
+        event.received_at - event.received_at.rem_euclid(60_000),
+        event.source,
+        event.event_type,
+        i64::from(event.decode_error.is_some()),
+    ])?;
+    Ok(())
 }

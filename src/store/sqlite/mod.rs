@@ -50,8 +50,9 @@ use self::reader::Reader;
 use self::upkeep::StoreUpkeep;
 use self::writer::Writer;
 use super::{
-    AttemptRecord, Claimed, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary,
-    InsertOutcome, Leases, NewDelivery, NextStep, PruneStats, Store, StoreError,
+    AttemptRecord, Backlog, Claimed, DeadLetterGroups, DeliveryCounts, DeliveryInfo, EventDetail,
+    EventFilter, EventSummary, EventType, InsertOutcome, Leases, MinuteCount, NewDelivery,
+    NextStep, PruneStats, Store, StoreError,
 };
 use crate::envelope::Envelope;
 
@@ -293,6 +294,36 @@ impl Store for SqliteStore {
     async fn size(&self) -> Result<Option<u64>, StoreError> {
         let size = self.reader.read("read the inbox's size", reads::size).await;
         size.map(Some)
+    }
+
+    async fn activity(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>, StoreError> {
+        let since = since.timestamp_millis();
+        self.reader
+            .read("read the activity", move |conn| {
+                reads::activity(conn, since)
+            })
+            .await
+    }
+
+    async fn event_types(&self) -> Result<Vec<EventType>, StoreError> {
+        self.reader
+            .read("list event types", reads::event_types)
+            .await
+    }
+
+    async fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.reader.read("read the backlog", reads::backlog).await
+    }
+
+    async fn dead_letter_groups(
+        &self,
+        filter: EventFilter,
+    ) -> Result<DeadLetterGroups, StoreError> {
+        self.reader
+            .read("count dead letters", move |conn| {
+                reads::dead_letter_groups(conn, &filter)
+            })
+            .await
     }
 }
 

@@ -43,7 +43,8 @@ pub(super) async fn prune(
 }
 
 /// One step: deletes up to a chunk of finished events received before `delete_before` (with
-/// their deliveries, attempts and ids), and drops the bodies of up to a chunk received before
+/// their deliveries, attempts and ids, and the activity counts of the minutes before it), and
+/// drops the bodies of up to a chunk received before
 /// `strip_before`.
 fn prune_step(
     tx: &Transaction<'_>,
@@ -69,6 +70,9 @@ fn prune_step(
         tx.execute("DELETE FROM events WHERE seq = ?1", [seq])?;
         ids.remove(tx, id, *seq)?;
     }
+    // The activity counts go with the ids: a minute before the window counts only pruned events.
+    tx.prepare_cached("DELETE FROM event_minutes WHERE minute <= ?1")?
+        .execute([delete_before - 60_000])?;
     let stripped = tx.execute(
         &format!(
             "UPDATE events SET body = NULL WHERE seq IN (SELECT seq FROM events

@@ -1,5 +1,5 @@
 //! The read-only queries, run on the [`super::reader::Reader`] connection: the inspector's
-//! listings and event detail, and the delivery counts of metrics and readiness.
+//! listings, event detail and overview, and the delivery counts of metrics and readiness.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension};
@@ -11,7 +11,10 @@ use super::filters::{select_filtered, FilterSql, DEAD};
 use super::millis::from_ms;
 use super::rows::{delivery_from_row, summary_from_row, summary_select, DELIVERY_SELECT};
 use super::schema::open_delivery;
-use crate::store::{DeliveryCounts, DeliveryInfo, EventDetail, EventFilter, EventSummary};
+use crate::store::{
+    Backlog, DeadLetterGroups, DeliveryCounts, DeliveryInfo, EventDetail, EventFilter,
+    EventSummary, EventType, GroupCount, MinuteCount, MAX_ERROR_GROUPS,
+};
 
 /// Open deliveries per state.
 pub(super) const COUNT_OPEN: &str = concat!(
@@ -20,45 +23,59 @@ pub(super) const COUNT_OPEN: &str = concat!(
     " GROUP BY state"
 );
 
-/// The creation (or last replay) of the oldest delivery still waiting to be done. The first
-/// condition is the partial index's, so that only open deliveries are read.
-pub(super) const OLDEST_WAITING: &str = concat!(
-    "SELECT MIN(since) FROM deliveries WHERE ",
-    open_delivery!(),
-    " AND state IN ('pending', 'inflight')"
-);
+/// Open deliveries that are waiting: pending or in flight. The open-delivery condition is the
+/// partial index's, so that only open deliveries are read.
+macro_rules! waiting {
+    () => {
+        concat!("state IN ('pending', 'inflight') AND ", open_delivery!())
+    };
+}
+const WAITING: &str = waiting!();
 
-/// Events matching `filter`, newest first.
+/// The creation (or last replay) of the oldest delivery still waiting to be done.
+pub(super) const OLDEST_WAITING: &str =
+    concat!("SELECT MIN(since) FROM deliveries WHERE ", waiting!());
+
+/// Events matching `filter`, newest first: first the page's `seq`s, which the filter finds in
+/// an index where it can (a time range in `events_received`, a status in the open deliveries,
+/// a contact in its own), then each one's summary, whose status costs a few lookups per row.
 pub(super) fn list_events(
     conn: &Connection,
     filter: &EventFilter,
 ) -> Result<Vec<EventSummary>, Failure> {
     let sql = FilterSql::new(filter, false)?;
-    select_filtered(
+    let seqs: Vec<i64> = select_filtered(
         conn,
-        &summary_select(),
+        "SELECT e.seq FROM events e",
         &sql,
         "e.seq",
         filter,
-        summary_from_row,
-    )
+        |row| row.get(0),
+    )?;
+    let mut summary = conn.prepare_cached(&format!("{} WHERE e.seq = ?1", summary_select()))?;
+    let events = seqs
+        .iter()
+        .map(|seq| summary.query_row([seq], summary_from_row))
+        .collect::<Result<_, _>>()?;
+    Ok(events)
 }
 
-/// Dead letters matching `filter`, newest first.
+/// Dead letters matching `filter`, newest first: their ids first, from the partial index of
+/// open deliveries, then each one's row.
 pub(super) fn dead_letters(
     conn: &Connection,
     filter: &EventFilter,
 ) -> Result<Vec<DeliveryInfo>, Failure> {
     let mut sql = FilterSql::new(filter, true)?;
-    sql.and(DEAD);
-    select_filtered(
-        conn,
-        DELIVERY_SELECT,
-        &sql,
-        "d.id",
-        filter,
-        delivery_from_row,
-    )
+    sql.and_deliveries(DEAD);
+    let select = format!("SELECT d.id FROM {}", sql.deliveries_from());
+    let ids: Vec<i64> = select_filtered(conn, &select, &sql, "d.id", filter, |row| row.get(0))?;
+    let mut delivery = conn.prepare_cached(&format!("{DELIVERY_SELECT} WHERE d.id = ?1"))?;
+    let letters = ids
+        .iter()
+        .map(|id| delivery.query_row([id], delivery_from_row))
+        .collect::<Result<_, _>>()?;
+    Ok(letters)
 }
 
 /// One event with its body, its deliveries and their attempts.
@@ -127,4 +144,92 @@ pub(super) fn size(conn: &Connection) -> Result<u64, Failure> {
         |r| r.get(0),
     )?;
     Ok(bytes.max(0) as u64)
+}
+
+/// The activity counts of the minutes from `since` (epoch milliseconds) on, oldest first.
+pub(super) fn activity(conn: &Connection, since: i64) -> Result<Vec<MinuteCount>, Failure> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT minute, source, event_type, events, undecodable FROM event_minutes
+             WHERE minute >= ?1 ORDER BY minute, source, event_type",
+        )?
+        .query_map([since], |r| {
+            Ok(MinuteCount {
+                minute: from_ms(r.get(0)?),
+                source: r.get(1)?,
+                event_type: r.get(2)?,
+                events: r.get::<_, i64>(3)?.max(0) as u64,
+                undecodable: r.get::<_, i64>(4)?.max(0) as u64,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Every source and type among the activity counts.
+pub(super) fn event_types(conn: &Connection) -> Result<Vec<EventType>, Failure> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT DISTINCT source, event_type FROM event_minutes ORDER BY source, event_type",
+        )?
+        .query_map([], |r| {
+            Ok(EventType {
+                source: r.get(0)?,
+                event_type: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The open work, read from the partial index of open deliveries.
+pub(super) fn backlog(conn: &Connection) -> Result<Backlog, Failure> {
+    let count = |sql: &str| -> Result<u64, Failure> {
+        let n: i64 = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    };
+    Ok(Backlog {
+        deliveries: counts(conn)?,
+        events_pending: count(&format!(
+            "SELECT COUNT(DISTINCT event_seq) FROM deliveries WHERE {WAITING}"
+        ))?,
+        events_dead: count(concat!(
+            "SELECT COUNT(DISTINCT event_seq) FROM deliveries WHERE state = 'dead' AND ",
+            open_delivery!()
+        ))?,
+        oldest_waiting_since: oldest_waiting(conn)?,
+    })
+}
+
+/// The dead letters matching `filter`, counted by route and by error.
+pub(super) fn dead_letter_groups(
+    conn: &Connection,
+    filter: &EventFilter,
+) -> Result<DeadLetterGroups, Failure> {
+    let mut sql = FilterSql::new(filter, true)?;
+    sql.and_deliveries(DEAD);
+    let from = sql.deliveries_from();
+    // A negative limit is none.
+    let group = |column: &str, limit: i64| -> Result<Vec<GroupCount>, Failure> {
+        let query = format!(
+            "SELECT {column}, COUNT(*) FROM {from} {} GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT {limit}",
+            sql.where_sql()
+        );
+        let rows = conn
+            .prepare(&query)?
+            .query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+                Ok(GroupCount {
+                    key: r.get(0)?,
+                    count: r.get::<_, i64>(1)?.max(0) as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    };
+    let by_route = group("d.route", -1)?;
+    Ok(DeadLetterGroups {
+        total: by_route.iter().map(|g| g.count).sum(),
+        by_route,
+        by_error: group("d.last_error", MAX_ERROR_GROUPS as i64)?,
+    })
 }

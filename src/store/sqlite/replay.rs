@@ -66,7 +66,7 @@ pub(super) fn replay_event(
 /// Replays the dead letters that match `filter` and still have their event's body.
 pub(super) fn replay_dead(tx: &Transaction<'_>, filter: &EventFilter) -> Result<u64, Failure> {
     let mut sql = FilterSql::new(filter, true)?;
-    sql.and(DEAD);
+    sql.and_deliveries(DEAD);
     sql.and("e.body IS NOT NULL");
     reset_deliveries(tx, &sql.where_sql(), &sql.params)
 }

@@ -20,7 +20,8 @@ pub(super) use open_delivery;
 
 /// The columns of `events`, as `CREATE TABLE <name>` continues. The id is not `UNIQUE`: the ids
 /// of events are kept apart, by hash, in `event_ids` and `event_ids_new` (see
-/// [`super::dedupe`]).
+/// [`super::dedupe`]). `contact_id` and `conversation_id` are what the inspector looks events up
+/// by ([`INSPECTOR`]).
 macro_rules! events_columns {
     () => {
         "(
@@ -32,7 +33,9 @@ macro_rules! events_columns {
     event_type   TEXT NOT NULL,
     received_at  INTEGER NOT NULL,
     decode_error TEXT,
-    body         BLOB
+    body         BLOB,
+    contact_id      TEXT,
+    conversation_id TEXT
 )"
     };
 }
@@ -44,7 +47,8 @@ pub(super) const VERSION: i64 = 4;
 /// 3 added the `success_*` columns of `deliveries` (see [`super::attempts::finish`]), which
 /// [`add_success_columns`] adds to an older inbox; 4 moved the ids of events out of a `UNIQUE`
 /// index on `events.id` into `event_ids` and `event_ids_new`, which [`move_ids_out_of_events`]
-/// does for an older inbox.
+/// does for an older inbox. What the inspector reads comes on top ([`INSPECTOR`]), added to an
+/// older inbox by [`apply`] whatever its version.
 pub(super) const SCHEMA: &str = concat!(
     "
 CREATE TABLE IF NOT EXISTS events ",
@@ -94,11 +98,47 @@ CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts(delivery_id);
 "
 );
 
+/// What the inspector reads, beside the tables above:
+/// - `contact_id` and `conversation_id` of `events` (what [`crate::envelope::KeyIds`] gave at
+///   intake), each indexed only where it is set, for looking events up by them;
+/// - `event_minutes`, events counted per minute, source and type as they are stored, so that
+///   the activity chart and the list of types seen read a few thousand rows rather than every
+///   event (pruned with the events' ids);
+/// - a partial index of the undecodable events, which are few: listing them walks it instead
+///   of every event.
+///
+/// [`add_inspector_columns`] adds the columns to an older inbox; its events stay without them.
+pub(super) const INSPECTOR: &str = "
+CREATE INDEX IF NOT EXISTS events_contact ON events(contact_id) WHERE contact_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_conversation ON events(conversation_id)
+    WHERE conversation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_undecodable ON events(seq) WHERE decode_error IS NOT NULL;
+CREATE TABLE IF NOT EXISTS event_minutes (
+    minute      INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    event_type  TEXT NOT NULL,
+    events      INTEGER NOT NULL,
+    undecodable INTEGER NOT NULL,
+    PRIMARY KEY (minute, source, event_type)
+) WITHOUT ROWID;
+";
+
 /// Creates the tables of a new inbox, or brings those of an older one up to date.
 pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
     add_success_columns(conn)?;
+    add_inspector_columns(conn)?;
     move_ids_out_of_events(conn)?;
+    // After the rebuild of `events` above, which drops its indexes.
+    let counted: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'event_minutes'",
+        [],
+        |r| r.get(0),
+    )?;
+    conn.execute_batch(INSPECTOR)?;
+    if !counted {
+        count_stored_minutes(conn)?;
+    }
     conn.execute_batch(&format!("PRAGMA user_version = {VERSION};"))
 }
 
@@ -122,8 +162,10 @@ fn move_ids_out_of_events(conn: &Connection) -> rusqlite::Result<()> {
         "CREATE TABLE events_v4 ",
         events_columns!(),
         ";
-         INSERT INTO events_v4 (seq, id, source, endpoint, provider_id, event_type, received_at, decode_error, body)
-             SELECT seq, id, source, endpoint, provider_id, event_type, received_at, decode_error, body FROM events;
+         INSERT INTO events_v4 (seq, id, source, endpoint, provider_id, event_type, received_at, decode_error, body,
+                 contact_id, conversation_id)
+             SELECT seq, id, source, endpoint, provider_id, event_type, received_at, decode_error, body,
+                 contact_id, conversation_id FROM events;
          DROP TABLE events;
          ALTER TABLE events_v4 RENAME TO events;
          CREATE INDEX events_received ON events(received_at);"
@@ -142,15 +184,40 @@ fn move_ids_out_of_events(conn: &Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// Adds the key id columns to an `events` table created before they existed.
+fn add_inspector_columns(conn: &Connection) -> rusqlite::Result<()> {
+    if !has_column(conn, "events", "contact_id")? {
+        conn.execute_batch(
+            "ALTER TABLE events ADD COLUMN contact_id TEXT;
+             ALTER TABLE events ADD COLUMN conversation_id TEXT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// Counts the events an older inbox already holds into `event_minutes`, once, when that table
+/// is created (a new inbox has none).
+fn count_stored_minutes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "INSERT OR REPLACE INTO event_minutes (minute, source, event_type, events, undecodable)
+         SELECT received_at / 60000 * 60000, source, event_type, COUNT(*), COUNT(decode_error)
+         FROM events GROUP BY 1, 2, 3",
+    )
+}
+
+/// Whether `table` has a column `name`.
+fn has_column(conn: &Connection, table: &str, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, name],
+        |r| r.get(0),
+    )
+}
+
 /// Adds the columns that hold a delivery's successful attempt to a `deliveries` table created
 /// before they existed (`CREATE TABLE IF NOT EXISTS` leaves such a table as it is).
 fn add_success_columns(conn: &Connection) -> rusqlite::Result<()> {
-    let present: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('deliveries') WHERE name = 'success_started_at'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !present {
+    if !has_column(conn, "deliveries", "success_started_at")? {
         conn.execute_batch(
             "ALTER TABLE deliveries ADD COLUMN success_started_at INTEGER;
              ALTER TABLE deliveries ADD COLUMN success_duration_ms INTEGER;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 
-use super::filters::DEAD;
+use super::filters::{status_clause, DEAD};
 use super::queue::{EXPEDITE, RELEASE_LEASES, SELECT_DUE};
 use super::reads::{COUNT_OPEN, OLDEST_WAITING};
 use super::rows::DELIVERY_SELECT;
@@ -52,6 +52,12 @@ fn open_queries_use_the_partial_index() {
     drop(open(dir.path()));
     let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
     let dead_letters = format!("{DELIVERY_SELECT} WHERE {DEAD} ORDER BY d.id DESC LIMIT 100");
+    let status = |name| {
+        format!(
+            "SELECT e.seq FROM events e WHERE {}",
+            status_clause(name).unwrap()
+        )
+    };
     for sql in [
         SELECT_DUE,
         RELEASE_LEASES,
@@ -59,6 +65,8 @@ fn open_queries_use_the_partial_index() {
         COUNT_OPEN,
         OLDEST_WAITING,
         &dead_letters,
+        &status("dead"),
+        &status("pending"),
     ] {
         let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         // Unbound parameters are NULL, which does not change the plan.
@@ -211,12 +219,15 @@ async fn opening_an_inbox_with_unique_event_ids_moves_them_to_the_dedupe_index()
                  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
                  endpoint TEXT NOT NULL, provider_id TEXT NOT NULL, event_type TEXT NOT NULL,
                  received_at INTEGER NOT NULL, decode_error TEXT, body BLOB);
-             INSERT INTO events_v3 SELECT * FROM events;
+             INSERT INTO events_v3
+                 SELECT seq, id, source, endpoint, provider_id, event_type, received_at,
+                        decode_error, body FROM events;
              DROP TABLE events;
              ALTER TABLE events_v3 RENAME TO events;
              CREATE INDEX events_received ON events(received_at);
              DROP TABLE event_ids;
              DROP TABLE event_ids_new;
+             DROP TABLE event_minutes;
              PRAGMA user_version = 3;",
         )
         .unwrap();
@@ -228,6 +239,9 @@ async fn opening_an_inbox_with_unique_event_ids_moves_them_to_the_dedupe_index()
         .unwrap()
         .expect("found by its id");
     assert_eq!(detail.deliveries.len(), 1);
+    // What the inspector reads is added too: the events already stored are counted.
+    let activity = store.activity(Utc::now() - TimeDelta::hours(1)).await.unwrap();
+    assert_eq!(activity.iter().map(|m| m.events).sum::<u64>(), 2);
     assert_eq!(
         store.insert(&first, to("h")).await.unwrap(),
         InsertOutcome::Duplicate

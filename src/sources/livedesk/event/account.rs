@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::conversation::Conversation;
 use super::parts::{text, AccountRef, ChangedAttribute, FreeForm, InboxRef, SenderType};
 use super::wire;
-use crate::envelope::KeyIds;
+use crate::envelope::{Card, KeyIds};
 use crate::sources::lenient;
 
 /// A contact: the body of `contact_created` / `contact_updated`, and embedded in other events.
@@ -49,6 +49,19 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// The contact as the card of a contact event shows it.
+    pub(super) fn card(&self, card: &mut Card) {
+        card.field("Contact", "Contact id", Some(self.id))
+            .field("Contact", "Identifier", self.identifier.as_ref())
+            .field("Contact", "Account id", self.account.as_ref().map(|a| a.id))
+            .personal("Contact", "Name", self.name.as_ref())
+            .personal("Contact", "E-mail", self.email.as_ref())
+            .personal("Contact", "Phone", self.phone_number.as_ref())
+            .personal("Contact", "Avatar", self.avatar.as_ref());
+        let changed: Vec<&str> = self.changed_attributes.iter().map(|c| c.field.as_str()).collect();
+        card.field("Contact", "Changed", (!changed.is_empty()).then(|| changed.join(", ")));
+    }
+
     /// The ids of the contact and its account.
     pub(super) fn key_ids(&self) -> KeyIds {
         KeyIds {
@@ -122,7 +135,27 @@ pub struct WebwidgetTriggered {
     pub event_info: FreeForm,
 }
 
+impl Inbox {
+    /// The inbox's id and name.
+    pub(super) fn card(&self, card: &mut Card) {
+        card.field("Inbox", "Inbox id", self.id)
+            .field("Inbox", "Name", self.name.as_ref());
+    }
+}
+
 impl WebwidgetTriggered {
+    /// The visitor, the widget's inbox and the current conversation.
+    pub(super) fn card(&self, card: &mut Card) {
+        if let Some(contact) = &self.contact {
+            contact.card(card);
+        }
+        card.field("Widget", "Contact source id", self.source_id.as_ref())
+            .field("Widget", "Inbox id", self.inbox.as_ref().map(|i| i.id));
+        if let Some(conversation) = &self.current_conversation {
+            conversation.summary(card);
+        }
+    }
+
     /// The ids of the contact, account and current conversation.
     pub(super) fn key_ids(&self) -> KeyIds {
         KeyIds {

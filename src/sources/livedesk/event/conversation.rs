@@ -10,7 +10,7 @@ use super::parts::{
     TeamRef,
 };
 use super::wire;
-use crate::envelope::KeyIds;
+use crate::envelope::{Card, KeyIds};
 use crate::sources::lenient::{self, wire_enum};
 
 /// A liveDesk conversation: the body of conversation events, embedded in message and typing events.
@@ -111,8 +111,31 @@ impl Conversation {
     }
 
     /// `meta.sender` when it is a contact (as it always is in Chatwoot's shape).
-    fn contact(&self) -> Option<&Sender> {
+    pub(super) fn contact(&self) -> Option<&Sender> {
         self.meta.sender.as_ref().filter(|s| s.is_contact())
+    }
+
+    /// The conversation's ids and status, as the card of an event that embeds it shows them.
+    pub(super) fn summary(&self, card: &mut Card) {
+        card.field("Conversation", "Conversation id", Some(self.id))
+            .field("Conversation", "Status", Some(self.status.as_str()))
+            .field("Conversation", "Inbox id", self.inbox_id)
+            .field("Conversation", "Account id", self.account.as_ref().map(|a| a.id));
+    }
+
+    /// The conversation, its contact and its assignee.
+    pub(super) fn card(&self, card: &mut Card) {
+        self.summary(card);
+        let labels = (!self.labels.is_empty()).then(|| self.labels.join(", "));
+        card.field("Conversation", "Priority", self.priority.as_ref().map(|p| p.as_str()))
+            .field("Conversation", "Labels", labels)
+            .field("Conversation", "Contact source id", self.contact_inbox.as_ref().and_then(|c| c.source_id.as_ref()));
+        if let Some(contact) = self.contact() {
+            contact.card(card, "Contact");
+        }
+        if let Some(assignee) = &self.meta.assignee {
+            assignee.card(card, "Assignee");
+        }
     }
 }
 
@@ -156,6 +179,13 @@ pub struct ConversationUpdate {
 }
 
 impl ConversationUpdate {
+    /// The conversation and the names of the fields that changed.
+    pub(super) fn card(&self, card: &mut Card) {
+        self.conversation.card(card);
+        let changed: Vec<&str> = self.changed_attributes.iter().map(|c| c.field.as_str()).collect();
+        card.field("Conversation", "Changed", (!changed.is_empty()).then(|| changed.join(", ")));
+    }
+
     /// Decodes a body in two scans: `flatten` would buffer the whole conversation first and lose
     /// the error positions.
     pub(super) fn from_body(body: &[u8]) -> serde_json::Result<Self> {
@@ -177,6 +207,17 @@ pub struct Typing {
     /// Whether an agent is typing a private note (not to be shown to the contact). Required, like
     /// [`Message::private`](super::Message::private).
     pub is_private: bool,
+}
+
+impl Typing {
+    /// Where, and who is typing.
+    pub(super) fn card(&self, card: &mut Card) {
+        self.conversation.summary(card);
+        if let Some(user) = &self.user {
+            user.card(card, "Typing");
+        }
+        card.field("Typing", "Private note", Some(self.is_private));
+    }
 }
 
 /// An entry of `conversation.messages[]`: Chatwoot's raw message record, which differs from

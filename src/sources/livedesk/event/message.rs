@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::conversation::Conversation;
 use super::parts::{text, AccountRef, Attachment, FreeForm, InboxRef, MessageType, Sender};
-use crate::envelope::{KeyIds, PersonalData};
+use crate::envelope::{Card, KeyIds, PersonalData};
 use crate::sources::lenient;
 
 /// A message: the body of `message_created` and `message_updated`.
@@ -95,6 +95,27 @@ impl Message {
         PersonalData {
             name: sender.or(contact).map(str::to_owned),
             content: self.content.clone(),
+        }
+    }
+
+    /// Its conversation and contact, its sender, the message and its attachments.
+    pub(super) fn card(&self, card: &mut Card) {
+        if let Some(conversation) = &self.conversation {
+            conversation.summary(card);
+            if let Some(contact) = conversation.contact() {
+                contact.card(card, "Contact");
+            }
+        }
+        if let Some(sender) = &self.sender {
+            sender.card(card, "Sender");
+        }
+        card.field("Message", "Message id", Some(self.id))
+            .field("Message", "Type", Some(self.message_type.as_str()))
+            .field("Message", "Private note", Some(self.private))
+            .field("Message", "Content type", self.content_type.as_ref())
+            .personal("Message", "Content", self.content.as_ref());
+        for attachment in &self.attachments {
+            attachment.card(card);
         }
     }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
+use crate::envelope::Card;
 use crate::sources::lenient::{self, wire_enum};
 
 /// Who sent a message, the conversation's contact (`meta.sender`) or assignee, or who is typing.
@@ -56,6 +57,21 @@ impl Sender {
     /// `type`).
     pub fn is_contact(&self) -> bool {
         matches!(self.type_, None | Some(SenderType::Contact))
+    }
+
+    /// The sender as a group of a card (`Sender`, `Contact`, `Assignee`).
+    pub(super) fn card(&self, card: &mut Card, group: &'static str) {
+        let kind = match &self.type_ {
+            Some(kind) => kind.as_str(),
+            None => "contact",
+        };
+        card.field(group, "Id", Some(self.id))
+            .field(group, "Kind", Some(kind))
+            .field(group, "Identifier", self.identifier.as_ref())
+            .personal(group, "Name", self.name.as_ref().or(self.available_name.as_ref()))
+            .personal(group, "E-mail", self.email.as_ref())
+            .personal(group, "Phone", self.phone_number.as_ref())
+            .personal(group, "Avatar", self.avatar_url.as_ref().or(self.avatar.as_ref()));
     }
 }
 
@@ -117,6 +133,17 @@ pub struct Attachment {
     pub coordinates_long: Option<f64>,
     /// The text shown for locations, contact cards and unsupported content.
     pub fallback_title: Option<String>,
+}
+
+impl Attachment {
+    /// The attachment as a group of a message's card.
+    pub(super) fn card(&self, card: &mut Card) {
+        card.field("Attachment", "Attachment id", Some(self.id))
+            .field("Attachment", "File type", self.file_type.as_ref())
+            .field("Attachment", "Size (bytes)", self.file_size)
+            .personal("Attachment", "Title", self.fallback_title.as_ref())
+            .personal("Attachment", "File", self.data_url.as_ref());
+    }
 }
 
 /// One changed field of a `*_updated` event.

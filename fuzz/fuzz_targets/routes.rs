@@ -32,7 +32,9 @@ fuzz_target!(|data: &[u8]| {
         .control_text("events")
         .map(|list| list.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
-    let conditions: Vec<(String, Value)> = input
+    // A route's `when` is a table: one value per path. A path given twice keeps its last value,
+    // as the route below holds it, and each one-condition route is made from that table too.
+    let conditions: BTreeMap<String, Value> = input
         .controls("when")
         .filter_map(|line| {
             let line = std::str::from_utf8(line).ok()?;
@@ -44,11 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let envelope = Envelope::decode(source, "default", "fuzz".into(), chrono::Utc::now(), body);
 
     let mut routes = vec![route("all", &events, BTreeMap::new())];
-    routes.push(route(
-        "every",
-        &events,
-        conditions.iter().cloned().collect(),
-    ));
+    routes.push(route("every", &events, conditions.clone()));
     for (n, (path, value)) in conditions.iter().enumerate() {
         let one = BTreeMap::from([(path.clone(), value.clone())]);
         routes.push(route(&format!("one-{n}"), &events, one));

@@ -381,6 +381,15 @@ impl Config {
                     )));
                 }
             }
+            if let Some(order_by) = route.order_by.as_deref() {
+                if order_by.split('.').any(str::is_empty) {
+                    return Err(ConfigError::Invalid(format!(
+                        "route {:?}: order_by must be \"conversation\", \"contact\" or a dotted \
+                         body path such as \"data.contact.id\", not {order_by:?}",
+                        route.name()
+                    )));
+                }
+            }
             if !names.insert(route.name()) {
                 return Err(ConfigError::Invalid(format!(
                     "route name {:?} is used twice: give each route a distinct name",

@@ -428,13 +428,13 @@ fn migrate_runs_alone_and_serve_refuses_what_it_cannot_use() {
     let first = hookline(&["migrate"], &env);
     assert!(first.status.success(), "{}", text(&first));
     assert!(
-        text(&first).contains("migrated from version 0 to 2"),
+        text(&first).contains("migrated from version 0 to 3"),
         "{}",
         text(&first)
     );
     let again = hookline(&["migrate"], &env);
     assert!(
-        text(&again).contains("at version 2, nothing to do"),
+        text(&again).contains("at version 3, nothing to do"),
         "{}",
         text(&again)
     );

@@ -21,6 +21,7 @@ mod intake;
 mod load;
 mod null_store;
 mod open_loop;
+mod ordering;
 mod overload;
 mod print;
 mod recovery;
@@ -121,6 +122,10 @@ struct Args {
     /// Longest the backlog may take to drain, in seconds.
     #[arg(long, default_value_t = 300)]
     delivery_timeout: u64,
+    /// Backlog of the ordering run (a route ordered by a body field with 1000 keys and with one,
+    /// against the same route unordered, --rounds times in turn; docs/ordering.md); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    ordering_events: usize,
     /// hookline's request limit in the overload run, which sends --requests over 4 × as many
     /// connections; 0 skips the overload run.
     #[arg(long, default_value_t = 64)]
@@ -302,6 +307,10 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         ));
         let limit = Duration::from_secs(args.delivery_timeout);
         report.delivery = Some(delivery::run(&ctx, args.delivery_events, limit).await?);
+    }
+    if args.ordering_events > 0 {
+        progress("ordering: ordered and unordered routes draining a stored backlog, in turn");
+        ordering::run(&ctx, args.ordering_events, args.rounds).await?;
     }
     finish(report, args.out.as_deref())
 }

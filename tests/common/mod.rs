@@ -165,6 +165,8 @@ pub struct Received {
     pub headers: HeaderMap,
     /// Its body.
     pub body: Bytes,
+    /// When its answer was decided.
+    pub at: std::time::Instant,
 }
 
 /// A local HTTP server that records every request and answers with a status the test controls.
@@ -243,10 +245,11 @@ async fn record(State(sink): State<Sink>, headers: HeaderMap, body: Bytes) -> St
     sink.answering.fetch_sub(1, Ordering::SeqCst);
     let status = *sink.status.lock().unwrap();
     if (200..300).contains(&status) {
-        sink.received
-            .lock()
-            .unwrap()
-            .push(Received { headers, body });
+        sink.received.lock().unwrap().push(Received {
+            headers,
+            body,
+            at: std::time::Instant::now(),
+        });
     }
     StatusCode::from_u16(status).unwrap()
 }

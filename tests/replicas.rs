@@ -191,33 +191,6 @@ impl Traffic {
     }
 }
 
-/// Every event id in the inbox as a replica's admin API lists it, page by page.
-async fn listed(client: &reqwest::Client, admin: SocketAddr) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut before: Option<i64> = None;
-    loop {
-        let mut path = "/api/events?limit=1000".to_owned();
-        if let Some(seq) = before {
-            path.push_str(&format!("&before={seq}"));
-        }
-        let page: serde_json::Value = client
-            .get(url(admin, &path))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let events = page["events"].as_array().expect("a page of events");
-        if events.is_empty() {
-            return ids;
-        }
-        ids.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
-        before = events.last().unwrap()["seq"].as_i64();
-    }
-}
-
 /// How many times the sink received each event (by the `webhook-id` hookline signs), and when
 /// it first did.
 fn at_the_sink(sink: &Sink) -> HashMap<String, (usize, Instant)> {
@@ -319,9 +292,8 @@ async fn replicas_killed_under_load_lose_nothing_acknowledged_and_store_it_once(
     .await;
 
     // Stored once: each replica lists the whole inbox, every event once.
-    let client = reqwest::Client::new();
     for replica in &replicas {
-        let ids = listed(&client, replica.admin()).await;
+        let ids = listed_event_ids(replica.admin(), Some(ADMIN_TOKEN)).await;
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for id in &ids {
             *counts.entry(id).or_default() += 1;

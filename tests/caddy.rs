@@ -46,8 +46,9 @@ fn caddy_binary() -> PathBuf {
     caddy
 }
 
-/// Caddy running deploy/Caddyfile for `http://127.0.0.1:<port>`, in front of `upstream`
-/// (`host:port`, or several separated by spaces); stopped when dropped.
+/// Caddy running `caddyfile` (deploy/Caddyfile or deploy/Caddyfile.ha) for
+/// `http://127.0.0.1:<port>`, in front of `upstream` (`host:port`, or several separated by
+/// spaces); stopped when dropped.
 struct Caddy {
     child: Child,
     addr: SocketAddr,
@@ -70,6 +71,7 @@ impl Caddy {
             .env("DEPLOY_DOMAIN", format!("http://{addr}"))
             .env("DEPLOY_ACME_EMAIL", "ops@example.com")
             .env("HOOKLINE_UPSTREAM", upstream)
+            .env("HOOKLINE_UPSTREAMS", upstream)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -149,11 +151,14 @@ fn terminate(mut process: Process) {
     process.child.wait().unwrap();
 }
 
-/// Starts hookline (start `n`) on SQLite in `dir`, listening on `listen`.
-async fn start(dir: &Path, listen: &str, n: usize) -> Process {
+/// Starts hookline (start `n`) with its data in `dir`, listening on `listen`, with these
+/// variables as well.
+async fn start(dir: &Path, listen: &str, n: usize, env: &[(&str, &str)]) -> Process {
     let log = dir.join(format!("hookline-{n}.log"));
     let mut command = hookline_command(&dir.join("data"), &log);
-    command.env("HOOKLINE_LISTEN", listen);
+    command
+        .env("HOOKLINE_LISTEN", listen)
+        .envs(env.iter().copied());
     spawn_hookline(command, &log).await
 }
 
@@ -166,7 +171,7 @@ async fn restarts_behind_caddy_lose_no_livedesk_request() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut hookline = start(dir.path(), &listen, 0).await;
+    let mut hookline = start(dir.path(), &listen, 0, &[]).await;
     let caddy = Caddy::start("deploy/Caddyfile", &listen, dir.path());
     let client = reqwest::Client::new();
     wait_ready(&client, caddy.addr, Duration::from_secs(20)).await;
@@ -183,7 +188,7 @@ async fn restarts_behind_caddy_lose_no_livedesk_request() {
         tokio::task::spawn_blocking(move || terminate(hookline))
             .await
             .unwrap();
-        hookline = start(dir.path(), &listen, n).await;
+        hookline = start(dir.path(), &listen, n, &[]).await;
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.store(true, Ordering::SeqCst);
@@ -203,4 +208,67 @@ async fn restarts_behind_caddy_lose_no_livedesk_request() {
     let lost: Vec<_> = outcome.accepted.difference(&stored).collect();
     assert!(lost.is_empty(), "accepted, not stored: {lost:?}");
     eprintln!("{} accepted through 4 restarts", outcome.accepted.len());
+}
+
+/// Two replicas on one PostgreSQL behind deploy/Caddyfile.ha, each restarted twice in turn
+/// (SIGTERM with `HOOKLINE_SHUTDOWN_DRAIN`, as deploy/compose.ha.yaml sets it: `/readyz` says
+/// 503 first and Caddy's health check takes the replica out while it still answers): not one
+/// liveDesk request fails at the sender, and every accepted event is in the shared inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restarts_of_replicas_behind_caddy_lose_no_livedesk_request() {
+    let cluster = common::postgres::Cluster::shared();
+    let database_url = cluster.url(&cluster.database());
+    let env = [
+        ("HOOKLINE_DATABASE_URL", database_url.as_str()),
+        ("HOOKLINE_SHUTDOWN_DRAIN", "3s"),
+    ];
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let listen: Vec<String> = dirs
+        .iter()
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut replicas = Vec::new();
+    for (dir, listen) in dirs.iter().zip(&listen) {
+        replicas.push(Some(start(dir.path(), listen, 0, &env).await));
+    }
+    let caddy = Caddy::start("deploy/Caddyfile.ha", &listen.join(" "), dirs[0].path());
+    let client = reqwest::Client::new();
+    wait_ready(&client, caddy.addr, Duration::from_secs(20)).await;
+
+    let (stop, outcome) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let traffic = tokio::spawn(livedesk_traffic(
+        caddy.addr,
+        8,
+        stop.clone(),
+        Arc::clone(&outcome),
+    ));
+    for round in 1..=4 {
+        let which = round % 2;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let stopping = replicas[which].take().unwrap();
+        tokio::task::spawn_blocking(move || terminate(stopping))
+            .await
+            .unwrap();
+        let restarted = start(dirs[which].path(), &listen[which], round, &env).await;
+        replicas[which] = Some(restarted);
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::SeqCst);
+    traffic.await.unwrap();
+
+    let outcome = outcome.lock().unwrap();
+    assert!(outcome.failed.is_empty(), "failed: {:?}", outcome.failed);
+    assert!(
+        outcome.accepted.len() > 50,
+        "{} accepted",
+        outcome.accepted.len()
+    );
+    let admin = replicas[0].as_ref().unwrap().admin;
+    let stored: HashSet<String> = listed_event_ids(admin, None).await.into_iter().collect();
+    let lost: Vec<_> = outcome.accepted.difference(&stored).collect();
+    assert!(lost.is_empty(), "accepted, not stored: {lost:?}");
+    eprintln!(
+        "{} accepted through 4 rolling restarts",
+        outcome.accepted.len()
+    );
 }

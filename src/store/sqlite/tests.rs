@@ -240,7 +240,10 @@ async fn opening_an_inbox_with_unique_event_ids_moves_them_to_the_dedupe_index()
         .expect("found by its id");
     assert_eq!(detail.deliveries.len(), 1);
     // What the inspector reads is added too: the events already stored are counted.
-    let activity = store.activity(Utc::now() - TimeDelta::hours(1)).await.unwrap();
+    let activity = store
+        .activity(Utc::now() - TimeDelta::hours(1))
+        .await
+        .unwrap();
     assert_eq!(activity.iter().map(|m| m.events).sum::<u64>(), 2);
     assert_eq!(
         store.insert(&first, to("h")).await.unwrap(),

@@ -144,6 +144,47 @@ async fn livedesk_traffic(
     }
 }
 
+/// liveDesk traffic through Caddy while a test restarts what is behind it.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    outcome: Arc<Mutex<Outcome>>,
+    senders: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    /// Eight liveDesk senders posting through Caddy at `caddy`.
+    fn start(caddy: SocketAddr) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let outcome = Arc::<Mutex<Outcome>>::default();
+        let senders = tokio::spawn(livedesk_traffic(caddy, 8, stop.clone(), outcome.clone()));
+        Traffic {
+            stop,
+            outcome,
+            senders,
+        }
+    }
+
+    /// Stops the senders after a last moment of traffic, and checks that not one request
+    /// failed and that every accepted event is in the inbox the admin API at `admin` lists.
+    /// Returns how many were accepted.
+    async fn finish(self, admin: SocketAddr) -> usize {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        self.stop.store(true, Ordering::SeqCst);
+        self.senders.await.unwrap();
+        let outcome = std::mem::take(&mut *self.outcome.lock().unwrap());
+        assert!(outcome.failed.is_empty(), "failed: {:?}", outcome.failed);
+        assert!(
+            outcome.accepted.len() > 50,
+            "{} accepted",
+            outcome.accepted.len()
+        );
+        let stored: HashSet<String> = listed_event_ids(admin, None).await.into_iter().collect();
+        let lost: Vec<_> = outcome.accepted.difference(&stored).collect();
+        assert!(lost.is_empty(), "accepted, not stored: {lost:?}");
+        outcome.accepted.len()
+    }
+}
+
 /// Ends `process` with SIGTERM and waits until it has exited.
 fn terminate(mut process: Process) {
     // SAFETY: signalling the child this test started.
@@ -176,13 +217,7 @@ async fn restarts_behind_caddy_lose_no_livedesk_request() {
     let client = reqwest::Client::new();
     wait_ready(&client, caddy.addr, Duration::from_secs(20)).await;
 
-    let (stop, outcome) = (Arc::new(AtomicBool::new(false)), Arc::default());
-    let traffic = tokio::spawn(livedesk_traffic(
-        caddy.addr,
-        8,
-        stop.clone(),
-        Arc::clone(&outcome),
-    ));
+    let traffic = Traffic::start(caddy.addr);
     for n in 1..=4 {
         tokio::time::sleep(Duration::from_millis(700)).await;
         tokio::task::spawn_blocking(move || terminate(hookline))
@@ -190,24 +225,8 @@ async fn restarts_behind_caddy_lose_no_livedesk_request() {
             .unwrap();
         hookline = start(dir.path(), &listen, n, &[]).await;
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    stop.store(true, Ordering::SeqCst);
-    traffic.await.unwrap();
-
-    let outcome = outcome.lock().unwrap();
-    assert!(outcome.failed.is_empty(), "failed: {:?}", outcome.failed);
-    assert!(
-        outcome.accepted.len() > 50,
-        "{} accepted",
-        outcome.accepted.len()
-    );
-    let stored: HashSet<String> = listed_event_ids(hookline.admin, None)
-        .await
-        .into_iter()
-        .collect();
-    let lost: Vec<_> = outcome.accepted.difference(&stored).collect();
-    assert!(lost.is_empty(), "accepted, not stored: {lost:?}");
-    eprintln!("{} accepted through 4 restarts", outcome.accepted.len());
+    let accepted = traffic.finish(hookline.admin).await;
+    eprintln!("{accepted} accepted through 4 restarts");
 }
 
 /// Two replicas on one PostgreSQL behind deploy/Caddyfile.ha, each restarted twice in turn
@@ -235,13 +254,7 @@ async fn rolling_restarts_of_replicas_behind_caddy_lose_no_livedesk_request() {
     let client = reqwest::Client::new();
     wait_ready(&client, caddy.addr, Duration::from_secs(20)).await;
 
-    let (stop, outcome) = (Arc::new(AtomicBool::new(false)), Arc::default());
-    let traffic = tokio::spawn(livedesk_traffic(
-        caddy.addr,
-        8,
-        stop.clone(),
-        Arc::clone(&outcome),
-    ));
+    let traffic = Traffic::start(caddy.addr);
     for round in 1..=4 {
         let which = round % 2;
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -252,23 +265,6 @@ async fn rolling_restarts_of_replicas_behind_caddy_lose_no_livedesk_request() {
         let restarted = start(dirs[which].path(), &listen[which], round, &env).await;
         replicas[which] = Some(restarted);
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    stop.store(true, Ordering::SeqCst);
-    traffic.await.unwrap();
-
-    let outcome = outcome.lock().unwrap();
-    assert!(outcome.failed.is_empty(), "failed: {:?}", outcome.failed);
-    assert!(
-        outcome.accepted.len() > 50,
-        "{} accepted",
-        outcome.accepted.len()
-    );
-    let admin = replicas[0].as_ref().unwrap().admin;
-    let stored: HashSet<String> = listed_event_ids(admin, None).await.into_iter().collect();
-    let lost: Vec<_> = outcome.accepted.difference(&stored).collect();
-    assert!(lost.is_empty(), "accepted, not stored: {lost:?}");
-    eprintln!(
-        "{} accepted through 4 rolling restarts",
-        outcome.accepted.len()
-    );
+    let accepted = traffic.finish(replicas[0].as_ref().unwrap().admin).await;
+    eprintln!("{accepted} accepted through 4 rolling restarts");
 }

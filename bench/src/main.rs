@@ -23,6 +23,7 @@ mod null_store;
 mod open_loop;
 mod ordering;
 mod overload;
+mod postgres;
 mod print;
 mod recovery;
 mod requests;
@@ -138,6 +139,10 @@ struct Args {
     /// inspector's pages on it (docs/performance.md, "The inspector on a large inbox").
     #[arg(long, default_value_t = 0)]
     inspector_events: usize,
+    /// Also measure hookline durable on PostgreSQL, with one replica and with two, on a scratch
+    /// cluster this run starts on the same machine (Debian's `postgresql` server binaries).
+    #[arg(long)]
+    postgres: bool,
     /// Skip the baseline run.
     #[arg(long)]
     skip_baseline: bool,
@@ -282,6 +287,9 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         return finish(report, args.out.as_deref());
     }
     intake_rounds(&args, &ctx, &mut report).await?;
+    if args.postgres {
+        report.postgres = postgres::run(&ctx).await?;
+    }
     open_loop_runs(&args, &ctx, &mut report).await?;
     if args.recovery > 0 {
         progress(&format!(
@@ -495,6 +503,6 @@ fn nonce() -> String {
 }
 
 /// One progress line on stderr.
-fn progress(message: &str) {
+pub(crate) fn progress(message: &str) {
     eprintln!("hookline-bench: {message}");
 }

@@ -80,6 +80,10 @@ pub(super) const CONFIG_VARS: &[(&str, &str)] = &[
         "signed timestamps' allowed clock distance (5m)",
     ),
     (
+        "HOOKLINE_SHUTDOWN_DRAIN",
+        "on SIGTERM, answer this long while unready (0s)",
+    ),
+    (
         "HOOKLINE_MAX_CONCURRENT_REQUESTS",
         "requests at once before 503 (1024)",
     ),

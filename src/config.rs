@@ -53,6 +53,11 @@ pub struct Config {
     /// Time allowed for a whole request (body included) before the client gets 408.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// On SIGTERM, how long hookline goes on answering while `/readyz` already says 503, before
+    /// it stops accepting: the time a load balancer's health check needs to take it out, so
+    /// that no request meets a closed port (docs/high-availability.md). 0 stops at once.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_drain: Duration,
     /// Requests handled at once; beyond that hookline answers 503 with `Retry-After` (liveDesk
     /// requests first wait up to `livedesk.overload_wait` for a free slot).
     pub max_concurrent_requests: usize,
@@ -129,6 +134,7 @@ impl Default for Config {
             tolerance: Duration::from_secs(300),
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            shutdown_drain: Duration::ZERO,
             max_concurrent_requests: 1024,
             trusted_proxies: Vec::new(),
             allowed_ips: BTreeMap::new(),
@@ -233,6 +239,9 @@ impl Config {
         }
         if let Some(v) = vars.duration("HOOKLINE_TOLERANCE")? {
             self.tolerance = v;
+        }
+        if let Some(v) = vars.duration("HOOKLINE_SHUTDOWN_DRAIN")? {
+            self.shutdown_drain = v;
         }
         if let Some(v) = vars.parsed("HOOKLINE_MAX_CONCURRENT_REQUESTS")? {
             self.max_concurrent_requests = v;
@@ -378,6 +387,15 @@ impl Config {
                             .map(|n| format!("{n:?}"))
                             .collect::<Vec<_>>()
                             .join(" or ")
+                    )));
+                }
+            }
+            if let Some(order_by) = route.order_by.as_deref() {
+                if order_by.split('.').any(str::is_empty) {
+                    return Err(ConfigError::Invalid(format!(
+                        "route {:?}: order_by must be \"conversation\", \"contact\" or a dotted \
+                         body path such as \"data.contact.id\", not {order_by:?}",
+                        route.name()
                     )));
                 }
             }

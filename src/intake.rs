@@ -295,12 +295,17 @@ impl Intake {
     /// Decides the state a delivery is committed in. A handler that runs at intake runs now,
     /// and its delivery is committed as done. Otherwise, where the handler has a free slot, the
     /// delivery is committed already claimed and handed over with the decoded envelope (no
-    /// claim round trip, no second decode), and the slot's reservation is returned.
+    /// claim round trip, no second decode), and the slot's reservation is returned. A delivery
+    /// of an ordered route is always committed pending: only a claim knows whether an earlier
+    /// one of its key is still open (docs/ordering.md).
     async fn prepare(
         &self,
         delivery: &mut NewDelivery,
         envelope: &Envelope,
     ) -> Option<Reservation> {
+        if delivery.order.is_some() {
+            return None;
+        }
         if let Some(success) = self
             .dispatcher
             .run_at_intake(&delivery.handler, envelope)
@@ -338,6 +343,7 @@ impl Intake {
                         delivery_id,
                         attempt: 1,
                         since,
+                        ordered: false,
                         envelope: envelope.clone(),
                     },
                 ),

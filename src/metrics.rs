@@ -280,6 +280,15 @@ pub fn oldest_waiting(age: Duration) {
     gauge!("hookline_oldest_waiting_delivery_age_seconds").set(age.as_secs_f64());
 }
 
+/// An ordered route's keys that a dead letter blocks, and how long the oldest delivery held
+/// back by an earlier one of its key has waited (0 when none is); see docs/ordering.md.
+pub fn ordered_route(route: &str, blocked_keys: u64, oldest_held_back: Duration) {
+    let route = route.to_owned();
+    gauge!("hookline_ordered_blocked_keys", "route" => route.clone()).set(blocked_keys as f64);
+    gauge!("hookline_ordered_oldest_held_back_age_seconds", "route" => route)
+        .set(oldest_held_back.as_secs_f64());
+}
+
 /// The store's size as it counts toward `store.max_size`, and that bound (0: none).
 pub fn store_size(bytes: u64, max: u64) {
     gauge!("hookline_store_size_bytes").set(bytes as f64);

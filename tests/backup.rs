@@ -31,26 +31,7 @@ fn hookline(args: &[&str], data: &Path) -> Output {
 
 /// Every event id in the server's inbox, through the admin API, page by page.
 async fn stored_ids(admin: SocketAddr) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    let mut before = None;
-    loop {
-        let mut path = "/api/events?limit=1000".to_owned();
-        if let Some(seq) = before {
-            path.push_str(&format!("&before={seq}"));
-        }
-        let page: serde_json::Value = reqwest::get(url(admin, &path))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let events = page["events"].as_array().unwrap();
-        if events.is_empty() {
-            return ids;
-        }
-        ids.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
-        before = events.last().unwrap()["seq"].as_i64();
-    }
+    listed_event_ids(admin, None).await.into_iter().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

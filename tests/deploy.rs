@@ -392,6 +392,8 @@ async fn runs_like_the_image_unprivileged_with_the_compose_environment() {
         ("HOOKLINE_CHATBRICK_SECRET", SECRET.to_owned()),
         ("HOOKLINE_LIVEDESK_TOKEN", TOKEN.to_owned()),
         ("HOOKLINE_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        // compose.ha.yaml's PostgreSQL password; compose.yaml's hookline ignores it.
+        ("DEPLOY_POSTGRES_PASSWORD", "unused-here".to_owned()),
     ];
     if let Some(secret) = &livedesk_secret {
         overrides.push(("HOOKLINE_LIVEDESK_SECRET", secret.clone()));

@@ -487,3 +487,60 @@ async fn without_a_token_the_loopback_inspector_is_open_but_forms_still_need_the
     server.shutdown();
     server.wait().await;
 }
+
+/// A key of an ordered route that a dead letter blocks is shown on the dead-letters page with
+/// a skip button; the button (a same-origin form with the CSRF token) lets the key go on, and
+/// the next delivery of the conversation reaches the sink.
+#[tokio::test]
+async fn a_blocked_key_is_shown_with_a_skip_button_that_unblocks_it() {
+    let sink = Sink::start().await;
+    sink.answer(400);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_with_token(dir.path());
+    config.handlers.insert("sink".into(), forward_to(&sink, 2));
+    let mut route = RouteConfig::everything("sink");
+    route.order_by = Some("conversation".into());
+    config.routes = vec![route];
+    let server = start(config).await;
+    let client = browser();
+    let admin = server.admin_addr();
+    let first = livedesk_message("Ann", "first", 5);
+    let (status, _) = send_livedesk(&client, server.public_addr(), "blk-1", &first).await;
+    assert_eq!(status, 200);
+    let cookie = session(&client, admin).await;
+    let page = eventually(Duration::from_secs(10), || {
+        let (client, cookie) = (client.clone(), cookie.clone());
+        async move {
+            let (_, _, page) = get(&client, url(admin, "/dead-letters"), &cookie).await;
+            page.contains("Blocked keys").then_some(page)
+        }
+    })
+    .await;
+    sink.answer(200);
+    let second = livedesk_message("Ann", "second", 5);
+    let (status, _) = send_livedesk(&client, server.public_addr(), "blk-2", &second).await;
+    assert_eq!(status, 200);
+    let action = page
+        .split("action=\"")
+        .map(|rest| rest.split('"').next().unwrap())
+        .find(|action| action.ends_with("/skip"))
+        .expect("a skip form")
+        .to_owned();
+    let skipped = client
+        .post(url(admin, &action))
+        .header("cookie", &cookie)
+        .header("origin", format!("http://{admin}"))
+        .form(&[("csrf", csrf(&page)), ("back", "/dead-letters".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(skipped.status(), 303);
+    let received = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert!(String::from_utf8_lossy(&received[0].body).contains("second"));
+    let (_, _, page) = get(&client, url(admin, "/dead-letters"), &cookie).await;
+    assert!(!page.contains("Blocked keys"), "{page}");
+    assert!(
+        page.contains("1 dead letter."),
+        "the head stays a dead letter"
+    );
+}

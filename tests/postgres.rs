@@ -189,9 +189,10 @@ const UP: u8 = 0;
 const DOWN: u8 = 1;
 const COMING_BACK: u8 = 2;
 
-/// Sends signed ChatBrick events with new ids, `senders` at a time, until `stop` is set.
+/// Sends signed ChatBrick events with new ids, `senders` at a time spread over `replicas`,
+/// until `stop` is set.
 async fn load(
-    addr: std::net::SocketAddr,
+    replicas: Vec<std::net::SocketAddr>,
     senders: usize,
     phase: Arc<AtomicU8>,
     stop: Arc<AtomicU8>,
@@ -205,6 +206,7 @@ async fn load(
     for sender in 0..senders {
         let (client, phase, stop, answers) =
             (client.clone(), phase.clone(), stop.clone(), answers.clone());
+        let addr = replicas[sender % replicas.len()];
         tasks.spawn(async move {
             let body = br#"{"type":"store.created","data":{}}"#;
             for n in 0.. {
@@ -245,23 +247,26 @@ async fn ready(client: &reqwest::Client, addr: std::net::SocketAddr) -> bool {
     answer.is_ok_and(|r| r.status().is_success())
 }
 
-/// The database crashes (stopped `immediate`) under load and comes back: while it is down
-/// intake answers only 503 with `Retry-After` and `/readyz` says 503; afterwards acceptance
-/// resumes by itself, and every event acknowledged is in the database. The server is the real
-/// binary, whose log never shows the database password.
+/// The database crashes (stopped `immediate`) under load and comes back, with two replicas
+/// on it: while it is down intake answers only 503 with `Retry-After` and `/readyz` says 503
+/// on each; afterwards acceptance resumes by itself, and every event acknowledged is in the
+/// database. The servers are the real binary, whose log never shows the database password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_stopped_under_load_answers_503_and_loses_nothing_acknowledged() {
     let cluster = Arc::new(Cluster::start());
     let database = cluster.database();
-    let work = tempfile::tempdir().unwrap();
+    let (work, work_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (mut server, public, log) = serve(work.path(), &cluster.url(&database)).await;
+    let (mut server_2, public_2, log_2) = serve(work_2.path(), &cluster.url(&database)).await;
     let client = reqwest::Client::new();
-    wait_ready(&client, public, Duration::from_secs(10)).await;
+    for replica in [public, public_2] {
+        wait_ready(&client, replica, Duration::from_secs(10)).await;
+    }
 
     let (phase, stop) = (Arc::new(AtomicU8::new(UP)), Arc::new(AtomicU8::new(0)));
     let answers = Arc::new(Mutex::new(Vec::new()));
     let load = tokio::spawn(load(
-        public,
+        vec![public, public_2],
         8,
         phase.clone(),
         stop.clone(),
@@ -274,10 +279,12 @@ async fn postgres_stopped_under_load_answers_503_and_loses_nothing_acknowledged(
         .await
         .unwrap();
     phase.store(DOWN, Ordering::SeqCst);
-    eventually(Duration::from_secs(15), || async {
-        (!ready(&client, public).await).then_some(())
-    })
-    .await;
+    for replica in [public, public_2] {
+        eventually(Duration::from_secs(15), || async {
+            (!ready(&client, replica).await).then_some(())
+        })
+        .await;
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     phase.store(COMING_BACK, Ordering::SeqCst);
@@ -297,10 +304,12 @@ async fn postgres_stopped_under_load_answers_503_and_loses_nothing_acknowledged(
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(1, Ordering::SeqCst);
     load.await.unwrap();
-    eventually(Duration::from_secs(15), || async {
-        ready(&client, public).await.then_some(())
-    })
-    .await;
+    for replica in [public, public_2] {
+        eventually(Duration::from_secs(15), || async {
+            ready(&client, replica).await.then_some(())
+        })
+        .await;
+    }
 
     let answers = answers.lock().unwrap().clone();
     for answer in &answers {
@@ -331,10 +340,12 @@ async fn postgres_stopped_under_load_answers_503_and_loses_nothing_acknowledged(
         );
     }
 
-    stop_server(&mut server);
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(logged.contains("cannot commit event"), "{logged}");
-    assert!(!logged.contains(PASSWORD), "{logged}");
+    for (server, log) in [(&mut server, &log), (&mut server_2, &log_2)] {
+        stop_server(server);
+        let logged = std::fs::read_to_string(log).unwrap();
+        assert!(logged.contains("cannot commit event"), "{logged}");
+        assert!(!logged.contains(PASSWORD), "{logged}");
+    }
 }
 
 /// Starts `hookline serve` on `database_url`, its data and log in `work`; returns it once it
@@ -428,13 +439,13 @@ fn migrate_runs_alone_and_serve_refuses_what_it_cannot_use() {
     let first = hookline(&["migrate"], &env);
     assert!(first.status.success(), "{}", text(&first));
     assert!(
-        text(&first).contains("migrated from version 0 to 2"),
+        text(&first).contains("migrated from version 0 to 3"),
         "{}",
         text(&first)
     );
     let again = hookline(&["migrate"], &env);
     assert!(
-        text(&again).contains("at version 2, nothing to do"),
+        text(&again).contains("at version 3, nothing to do"),
         "{}",
         text(&again)
     );

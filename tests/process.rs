@@ -249,6 +249,39 @@ async fn sigterm_finishes_gracefully_and_logs_hide_secrets() {
     assert!(text.contains("hookline stopped"));
 }
 
+/// With `HOOKLINE_SHUTDOWN_DRAIN`, SIGTERM first turns `/readyz` to 503 while webhooks are
+/// still answered (a load balancer's health check takes the replica out meanwhile), and only
+/// then does hookline stop, cleanly.
+#[tokio::test]
+async fn sigterm_with_a_drain_reports_unready_first_and_goes_on_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hookline.log");
+    let extra = [
+        ("HOOKLINE_SHUTDOWN_DRAIN", "5s".to_string()),
+        ("HOOKLINE_LOG", "info".to_string()),
+    ];
+    let mut process = spawn(&dir.path().join("data"), &extra, &log).await;
+    let client = reqwest::Client::new();
+    signal(&process.child, "TERM");
+    eventually(Duration::from_secs(4), || async {
+        let r = client
+            .get(url(process.public, "/readyz"))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 503).then_some(())
+    })
+    .await;
+    let body = livedesk_message("Ana", "still answered while draining", 7);
+    let (status, _) = send_livedesk(&client, process.public, "drain-1", &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(exit_code(&mut process.child).await, Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let draining = text.find("/readyz says 503").expect("the drain is logged");
+    let stopping = text.find("no new requests").expect("then the stop");
+    assert!(draining < stopping, "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_rejections_is_counted_in_full_but_logged_once_per_second() {
     let dir = tempfile::tempdir().unwrap();

@@ -230,6 +230,7 @@ async fn fill(dir: &Path, events: usize) -> Result<Sample, String> {
                 route: ROUTE.into(),
                 handler: ROUTE.into(),
                 start,
+                order: None,
             };
             store
                 .insert(&envelope, vec![delivery])

@@ -206,7 +206,7 @@ impl Hookline {
 
 /// hookline's environment: data dir, warn-level logs, the ChatBrick secret, the liveDesk token
 /// and signing secret, loopback listeners, the request limit, and the forward route.
-fn hookline_env(
+pub fn hookline_env(
     ctx: &Context,
     data_dir: &Path,
     public: SocketAddr,

@@ -21,7 +21,9 @@ mod intake;
 mod load;
 mod null_store;
 mod open_loop;
+mod ordering;
 mod overload;
+mod postgres;
 mod print;
 mod recovery;
 mod requests;
@@ -121,6 +123,10 @@ struct Args {
     /// Longest the backlog may take to drain, in seconds.
     #[arg(long, default_value_t = 300)]
     delivery_timeout: u64,
+    /// Backlog of the ordering run (a route ordered by a body field with 1000 keys and with one,
+    /// against the same route unordered, --rounds times in turn; docs/ordering.md); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    ordering_events: usize,
     /// hookline's request limit in the overload run, which sends --requests over 4 × as many
     /// connections; 0 skips the overload run.
     #[arg(long, default_value_t = 64)]
@@ -133,6 +139,10 @@ struct Args {
     /// inspector's pages on it (docs/performance.md, "The inspector on a large inbox").
     #[arg(long, default_value_t = 0)]
     inspector_events: usize,
+    /// Also measure hookline durable on PostgreSQL, with one replica and with two, on a scratch
+    /// cluster this run starts on the same machine (Debian's `postgresql` server binaries).
+    #[arg(long)]
+    postgres: bool,
     /// Skip the baseline run.
     #[arg(long)]
     skip_baseline: bool,
@@ -277,6 +287,9 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         return finish(report, args.out.as_deref());
     }
     intake_rounds(&args, &ctx, &mut report).await?;
+    if args.postgres {
+        report.postgres = postgres::run(&ctx).await?;
+    }
     open_loop_runs(&args, &ctx, &mut report).await?;
     if args.recovery > 0 {
         progress(&format!(
@@ -302,6 +315,10 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
         ));
         let limit = Duration::from_secs(args.delivery_timeout);
         report.delivery = Some(delivery::run(&ctx, args.delivery_events, limit).await?);
+    }
+    if args.ordering_events > 0 {
+        progress("ordering: ordered and unordered routes draining a stored backlog, in turn");
+        ordering::run(&ctx, args.ordering_events, args.rounds).await?;
     }
     finish(report, args.out.as_deref())
 }
@@ -486,6 +503,6 @@ fn nonce() -> String {
 }
 
 /// One progress line on stderr.
-fn progress(message: &str) {
+pub(crate) fn progress(message: &str) {
     eprintln!("hookline-bench: {message}");
 }

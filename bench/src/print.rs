@@ -26,6 +26,10 @@ impl Report {
         for target in self.baseline.iter().chain(parts).chain(durable) {
             print_row(target);
         }
+        for target in &self.postgres {
+            print_row(target);
+        }
+        print_postgres_ratios(self);
         if let Some(ratio) = self.ratio_requests_per_s {
             println!("ratio hookline/baseline (req/s): {ratio:.3}");
         }
@@ -111,6 +115,29 @@ fn print_breakdown(b: &Breakdown) {
         s.half_baseline_budget - s.http - s.request_path,
         s.commit + s.fsync
     );
+}
+
+/// PostgreSQL's throughput as a share of SQLite's durable one (the target: ≥ 0.5 at 64
+/// connections), and random ids' as a share of ordered ones' on PostgreSQL.
+fn print_postgres_ratios(report: &Report) {
+    let by_name = |name: &str| report.postgres.iter().find(|t| t.name == name);
+    let ratio = |a: &TargetResult, b: &TargetResult| a.requests_per_s / b.requests_per_s.max(1.0);
+    for replicas in [1, 2] {
+        let ordered = by_name(&format!("hookline (PG, {replicas} repl)"));
+        let random = by_name(&format!("hookline (PG, {replicas} repl, random)"));
+        if let (Some(pg), Some(sqlite)) = (ordered, &report.hookline) {
+            println!(
+                "ratio PostgreSQL ({replicas} replica(s))/SQLite durable (req/s): {:.3}",
+                ratio(pg, sqlite)
+            );
+        }
+        if let (Some(random), Some(ordered)) = (random, ordered) {
+            println!(
+                "ratio random ids/ordered ids on PostgreSQL ({replicas} replica(s)): {:.3}",
+                ratio(random, ordered)
+            );
+        }
+    }
 }
 
 /// One line of the table.

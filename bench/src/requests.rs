@@ -197,7 +197,7 @@ impl IdMaker {
 }
 
 /// The request line and headers of one signed ChatBrick delivery.
-fn chatbrick_head(id: &str, timestamp: i64, signature: &str, body_len: usize) -> Bytes {
+pub fn chatbrick_head(id: &str, timestamp: i64, signature: &str, body_len: usize) -> Bytes {
     Bytes::from(format!(
         "POST {CHATBRICK_PATH} HTTP/1.1\r\n\
          host: 127.0.0.1\r\n\

@@ -54,6 +54,18 @@ pub(super) const CONFIG_VARS: &[(&str, &str)] = &[
     ),
     ("HOOKLINE_ADMIN_TOKEN", "bearer token of the admin listener"),
     (
+        "HOOKLINE_INSPECTOR_BASE_PATH",
+        "the inspector's prefix behind a proxy, e.g. /ops",
+    ),
+    (
+        "HOOKLINE_INSPECTOR_HIDE_PERSONAL",
+        "true: the inspector hides names, text, contacts",
+    ),
+    (
+        "HOOKLINE_INSPECTOR_SESSION_LIFETIME",
+        "how long an inspector login lasts",
+    ),
+    (
         "HOOKLINE_TRUSTED_PROXIES",
         "proxies whose X-Forwarded-For is believed",
     ),
@@ -66,6 +78,10 @@ pub(super) const CONFIG_VARS: &[(&str, &str)] = &[
     (
         "HOOKLINE_TOLERANCE",
         "signed timestamps' allowed clock distance (5m)",
+    ),
+    (
+        "HOOKLINE_SHUTDOWN_DRAIN",
+        "on SIGTERM, answer this long while unready (0s)",
     ),
     (
         "HOOKLINE_MAX_CONCURRENT_REQUESTS",
@@ -370,6 +386,7 @@ mod tests {
             include_str!("../sources/chatbrick/config.rs"),
             include_str!("../sources/livedesk/config.rs"),
             include_str!("../store/mod.rs"),
+            include_str!("../inspector/config.rs"),
         ];
         let read: std::collections::BTreeSet<String> =
             sources.iter().flat_map(|s| variables_in(s)).collect();

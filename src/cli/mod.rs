@@ -66,6 +66,7 @@ async fn run(command: Configured, config: Config) -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     process::init_logging(&config.log);
+    let drain = config.shutdown_drain;
     let server = match ServerBuilder::new(config).start().await {
         Ok(server) => server,
         Err(e) => {
@@ -74,9 +75,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     wait_for_signal().await;
-    tracing::info!("shutting down: no new requests; finishing in-flight work");
-    server.shutdown();
-    server.wait().await;
+    server.drain_and_stop(drain).await;
     ExitCode::SUCCESS
 }
 

@@ -87,6 +87,8 @@ pub struct Delivery {
     pub attempt: u32,
     /// When the delivery was created or last replayed: the start of its retry budget.
     pub since: DateTime<Utc>,
+    /// Whether it holds a key of an ordered route (intake never hands those over).
+    pub ordered: bool,
     /// The event (shared: intake hands its decoded envelope straight over).
     pub envelope: Arc<Envelope>,
 }
@@ -284,6 +286,7 @@ impl Dispatcher {
             delivery_id: claimed.delivery_id,
             attempt: claimed.attempt,
             since: claimed.since,
+            ordered: claimed.ordered,
             envelope: Arc::new(envelope),
         }
     }
@@ -413,6 +416,11 @@ impl Dispatcher {
         if let Err(e) = self.store.finish(delivery.delivery_id, record, next).await {
             tracing::error!(handler = %slot.name, delivery = delivery.delivery_id, error = %e,
                 "cannot record attempt; the delivery will be retried when its lease expires");
+        }
+        if delivery.ordered {
+            // The next delivery of its key may go now: no notice says so (it was pending all
+            // along), so the worker looks at once rather than at its next idle poll.
+            slot.wake.notify_one();
         }
     }
 

@@ -1,5 +1,6 @@
 //! Replays: making dead or finished deliveries due again, with a fresh retry budget, and waking
-//! the workers so that they run at once. The admin API and the inspector both replay through
+//! the workers so that they run at once; and skipping the dead letter that blocks a key of an
+//! ordered route. The admin API and the inspector both replay through
 //! here, so a replay from the browser does exactly what one from the CLI does.
 
 use std::sync::Arc;
@@ -75,6 +76,15 @@ impl Replayer {
         self.store.replay_delivery(id).await?;
         self.dispatcher.wake_all();
         tracing::info!(delivery = id, "delivery replayed");
+        Ok(())
+    }
+
+    /// Lets the key that dead letter `id` holds back go (it stays a dead letter), and wakes
+    /// the workers so that the next delivery of that key runs at once.
+    pub async fn skip(&self, id: i64) -> Result<(), StoreError> {
+        self.store.skip_blocked(id).await?;
+        self.dispatcher.wake_all();
+        tracing::info!(delivery = id, "blocked key skipped past its dead letter");
         Ok(())
     }
 

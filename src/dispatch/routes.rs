@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wildmatch::WildMatch;
 
-use crate::envelope::Envelope;
-use crate::store::{DeliveryStart, NewDelivery};
+use crate::envelope::{Envelope, KeyIds};
+use crate::store::{DeliveryStart, NewDelivery, OrderKey};
 
 /// One route: which events go to which handler.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -30,6 +30,66 @@ pub struct RouteConfig {
     /// Body fields that must equal the given JSON values; dotted paths (`conversation.status`).
     #[serde(default)]
     pub when: BTreeMap<String, serde_json::Value>,
+    /// Deliver in order per key: `conversation`, `contact`, or a dotted body path
+    /// (`data.contact.id`); unordered when absent (docs/ordering.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_by: Option<String>,
+    /// What a dead letter of an ordered route does to its key.
+    #[serde(default)]
+    pub on_dead: OnDead,
+}
+
+/// What the dead letter at the head of a key does to the later deliveries of that key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDead {
+    /// They wait until it is replayed (and done) or skipped: nothing goes out of order.
+    #[default]
+    Block,
+    /// The next one goes.
+    Skip,
+}
+
+/// What an ordered route orders by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OrderBy {
+    /// The conversation the event is about, as its provider says ([`KeyIds::conversation`]).
+    Conversation,
+    /// The contact the event is about ([`KeyIds::contact`]); for an event about a store and no
+    /// contact (ChatBrick's store events), the store, as `store:<id>`.
+    Contact,
+    /// A field of the body: path segments.
+    Path(Vec<String>),
+}
+
+impl OrderBy {
+    fn new(setting: &str) -> OrderBy {
+        match setting {
+            "conversation" => OrderBy::Conversation,
+            "contact" => OrderBy::Contact,
+            path => OrderBy::Path(path.split('.').map(str::to_owned).collect()),
+        }
+    }
+
+    /// The event's key; `None` when it has none (it then goes unordered). A body field counts
+    /// when it is a string or a number.
+    fn key(&self, envelope: &Envelope, body: Option<&Value>) -> Option<String> {
+        match self {
+            OrderBy::Conversation => envelope.key_ids().conversation,
+            OrderBy::Contact => contact_key(envelope.key_ids()),
+            OrderBy::Path(path) => match lookup(body?, path)? {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The contact an event is about, or the store for an event about a store alone.
+fn contact_key(ids: KeyIds) -> Option<String> {
+    ids.contact
+        .or_else(|| ids.store.map(|store| format!("store:{store}")))
 }
 
 impl RouteConfig {
@@ -42,6 +102,8 @@ impl RouteConfig {
             endpoints: Vec::new(),
             events: Vec::new(),
             when: BTreeMap::new(),
+            order_by: None,
+            on_dead: OnDead::Block,
         }
     }
 
@@ -66,6 +128,10 @@ pub struct Route {
     events: Vec<WildMatch>,
     /// Body fields that must equal these values: (path segments, value).
     when: Vec<(Vec<String>, Value)>,
+    /// What it orders by, when it is ordered.
+    order_by: Option<OrderBy>,
+    /// Whether a dead letter blocks its key.
+    blocks: bool,
 }
 
 impl Route {
@@ -82,7 +148,24 @@ impl Route {
                 .iter()
                 .map(|(path, value)| (path.split('.').map(str::to_owned).collect(), value.clone()))
                 .collect(),
+            order_by: config.order_by.as_deref().map(OrderBy::new),
+            blocks: config.on_dead == OnDead::Block,
         }
+    }
+
+    /// Whether its body conditions or its key need the parsed body.
+    fn reads_body(&self) -> bool {
+        !self.when.is_empty() || matches!(self.order_by, Some(OrderBy::Path(_)))
+    }
+
+    /// The key a delivery of this route holds for the event, when the route is ordered and the
+    /// event has one.
+    fn order(&self, envelope: &Envelope, body: Option<&Value>) -> Option<OrderKey> {
+        let key = self.order_by.as_ref()?.key(envelope, body)?;
+        Some(OrderKey {
+            key,
+            blocks: self.blocks,
+        })
     }
 
     /// Whether the event's metadata matches (everything but the body conditions).
@@ -128,26 +211,30 @@ impl Router {
         }
     }
 
-    /// One delivery per route that matches the event. The body is parsed only when a route
-    /// with conditions gets that far.
+    /// One delivery per route that matches the event, with its key where the route is
+    /// ordered. The body is parsed only when a route with conditions or a body key gets that
+    /// far.
     pub fn deliveries(&self, envelope: &Envelope) -> Vec<NewDelivery> {
-        let mut body: Option<Option<Value>> = None;
-        self.routes
-            .iter()
-            .filter(|route| route.matches_metadata(envelope))
-            .filter(|route| {
-                route.when.is_empty()
-                    || route.matches_body(
-                        body.get_or_insert_with(|| serde_json::from_slice(&envelope.body).ok())
-                            .as_ref(),
-                    )
-            })
-            .map(|route| NewDelivery {
-                route: route.name.clone(),
-                handler: route.handler.clone(),
-                start: DeliveryStart::Pending,
-            })
-            .collect()
+        let mut parsed: Option<Option<Value>> = None;
+        let mut deliveries = Vec::new();
+        for route in self.routes.iter().filter(|r| r.matches_metadata(envelope)) {
+            let body = if route.reads_body() {
+                parsed
+                    .get_or_insert_with(|| serde_json::from_slice(&envelope.body).ok())
+                    .as_ref()
+            } else {
+                None
+            };
+            if route.matches_body(body) {
+                deliveries.push(NewDelivery {
+                    route: route.name.clone(),
+                    handler: route.handler.clone(),
+                    start: DeliveryStart::Pending,
+                    order: route.order(envelope, body),
+                });
+            }
+        }
+        deliveries
     }
 }
 
@@ -224,6 +311,42 @@ mod tests {
             r#"{"message_type":"outgoing","private":true,"event":"message_created"}"#,
         );
         assert_eq!(names(&router, &private), vec!["all"]);
+    }
+
+    /// The key of each delivery the router makes for `envelope`.
+    fn keys(router: &Router, envelope: &Envelope) -> Vec<Option<(String, bool)>> {
+        router
+            .deliveries(envelope)
+            .into_iter()
+            .map(|d| d.order.map(|o| (o.key, o.blocks)))
+            .collect()
+    }
+
+    #[test]
+    fn ordered_routes_key_deliveries_by_a_body_field_or_leave_them_unordered() {
+        let router = Router::new(&[
+            route("by-contact-field", |r| {
+                r.order_by = Some("data.contact.id".into());
+                r.on_dead = OnDead::Skip;
+            }),
+            route("by-number", |r| r.order_by = Some("data.n".into())),
+            route("unordered", |_| {}),
+        ]);
+        let e = envelope(
+            "chatbrick",
+            "default",
+            r#"{"type":"x","data":{"contact":{"id":"c7"},"n":42}}"#,
+        );
+        let expected = vec![
+            Some(("c7".to_string(), false)),
+            Some(("42".to_string(), true)),
+            None,
+        ];
+        assert_eq!(keys(&router, &e), expected);
+        let keyless = envelope("chatbrick", "default", r#"{"type":"x","data":{"n":null}}"#);
+        assert_eq!(keys(&router, &keyless), vec![None, None, None]);
+        let garbage = envelope("chatbrick", "default", "not json");
+        assert_eq!(keys(&router, &garbage), vec![None, None, None]);
     }
 
     #[test]

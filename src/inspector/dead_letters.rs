@@ -1,17 +1,20 @@
 //! The dead letters: grouped by route and by error, listed newest first, replayed one by one
-//! or all that match a filter, after a page that says how many that is.
+//! or all that match a filter, after a page that says how many that is; and the keys of
+//! ordered routes that a dead letter blocks, each with its skip button (docs/ordering.md).
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 
+use super::event::ReplayForm;
+use super::guard::local_path;
 use super::session::Session;
 use super::view::{
     given, given_time, query, render, replayed, time, with_query, Chrome, PageError,
 };
 use super::Inspector;
-use crate::store::{DeliveryInfo, EventFilter, GroupCount};
+use crate::store::{BlockedKey, DeliveryInfo, EventFilter, GroupCount};
 
 /// Dead letters listed on the page.
 const LISTED: u32 = 100;
@@ -95,6 +98,18 @@ struct Letter {
     last_error: String,
 }
 
+/// A key of an ordered route that a dead letter blocks.
+struct Blocked {
+    route: String,
+    key: String,
+    /// The dead delivery at its head.
+    head: i64,
+    event_id: String,
+    event_href: String,
+    since: String,
+    waiting: u64,
+}
+
 /// The dead-letters page.
 #[derive(Template)]
 #[template(path = "inspector/dead_letters.html")]
@@ -106,6 +121,8 @@ struct DeadLettersPage {
     by_route: Vec<Group>,
     by_error: Vec<Group>,
     letters: Vec<Letter>,
+    /// Keys that dead letters block (always all of them, whatever the filter).
+    blocked: Vec<Blocked>,
     /// This page, for the replay forms to come back to.
     back: String,
     replayed: Option<u64>,
@@ -142,6 +159,19 @@ impl Inspector {
             .collect()
     }
 
+    /// A blocked key as the page lists it.
+    fn blocked(&self, b: BlockedKey) -> Blocked {
+        Blocked {
+            event_href: self.at(&format!("/events/{}", b.event_id)),
+            route: b.route,
+            key: b.key,
+            head: b.head,
+            event_id: b.event_id,
+            since: time(b.since),
+            waiting: b.waiting,
+        }
+    }
+
     /// A dead letter as the page lists it.
     fn letter(&self, d: DeliveryInfo) -> Letter {
         Letter {
@@ -171,9 +201,11 @@ pub(super) async fn page(
         .store
         .dead_letters(filter.filter(Some(LISTED))?)
         .await?;
+    let blocked = inspector.store.blocked_keys().await?;
     let fields = filter.fields();
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
     render(DeadLettersPage {
+        blocked: blocked.into_iter().map(|b| inspector.blocked(b)).collect(),
         chrome: inspector.chrome(&session, "dead"),
         back: with_query(&inspector.at("/dead-letters"), &query(&pairs)),
         total: groups.total,
@@ -207,4 +239,17 @@ pub(super) async fn replay(
     }
     let count = inspector.replayer.dead(filter).await?;
     Ok(Redirect::to(&replayed(&page, count)).into_response())
+}
+
+/// Lets the key that dead letter `id` blocks go on (it stays a dead letter), then back to the
+/// page the form was on.
+pub(super) async fn skip(
+    State(inspector): State<Inspector>,
+    Path(id): Path<i64>,
+    Form(form): Form<ReplayForm>,
+) -> Result<Response, PageError> {
+    inspector.replayer.skip(id).await?;
+    let back =
+        local_path(&inspector.base, &form.back).unwrap_or_else(|| inspector.at("/dead-letters"));
+    Ok(Redirect::to(&back).into_response())
 }

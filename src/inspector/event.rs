@@ -81,7 +81,7 @@ pub(super) struct Flash {
 #[serde(default)]
 pub(super) struct ReplayForm {
     /// The page to go back to.
-    back: String,
+    pub(super) back: String,
 }
 
 impl Inspector {

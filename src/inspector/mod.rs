@@ -119,6 +119,7 @@ pub fn router(inspector: Inspector) -> Router {
         .route(&at("/deliveries/{id}/replay"), post(event::replay_delivery))
         .route(&at("/dead-letters"), get(dead_letters::page))
         .route(&at("/dead-letters/replay"), post(dead_letters::replay))
+        .route(&at("/deliveries/{id}/skip"), post(dead_letters::skip))
         .route(&at("/logout"), post(login::logout));
     if !inspector.base.is_empty() {
         pages = pages.route(&format!("{}/", inspector.base), get(overview::page));

@@ -47,6 +47,8 @@ pub struct AdminState {
     inspector: Inspector,
     /// Proxies believed when they say a request came over TLS (the inspector's cookies).
     trusted: Arc<TrustedProxies>,
+    /// The names of the ordered routes, whose gauges `/metrics` sets (to 0 when all is well).
+    ordered_routes: Arc<[String]>,
 }
 
 impl AdminState {
@@ -83,6 +85,12 @@ impl AdminState {
             max_size: config.store.max_size,
             inspector,
             trusted: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
+            ordered_routes: config
+                .routes
+                .iter()
+                .filter(|r| r.order_by.is_some())
+                .map(|r| r.name().to_owned())
+                .collect(),
         }
     }
 }
@@ -113,6 +121,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/dead-letters", get(list_dead))
         .route("/api/dead-letters/replay", post(replay_dead))
         .route("/api/deliveries/{id}/replay", post(replay_delivery))
+        .route("/api/blocked", get(list_blocked))
+        .route("/api/blocked/{delivery_id}/skip", post(skip_blocked))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_token,
@@ -233,6 +243,32 @@ async fn scrape_time_gauges(state: &AdminState) {
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read the store's size for /metrics"),
     }
+    if !state.ordered_routes.is_empty() {
+        ordered_gauges(state).await;
+    }
+}
+
+/// The blocked keys and the age of the oldest held-back delivery of each ordered route (0 for
+/// a route with neither).
+async fn ordered_gauges(state: &AdminState) {
+    let found = match state.store.ordered_routes().await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read ordered routes for /metrics");
+            return;
+        }
+    };
+    let now = Utc::now();
+    for route in state.ordered_routes.iter() {
+        let seen = found.iter().find(|r| &r.route == route);
+        let held = seen.and_then(|r| r.oldest_held_since);
+        let age = held.map_or(TimeDelta::zero(), |since| now - since);
+        crate::metrics::ordered_route(
+            route,
+            seen.map_or(0, |r| r.blocked_keys),
+            age.to_std().unwrap_or_default(),
+        );
+    }
 }
 
 async fn list_events(
@@ -275,6 +311,19 @@ async fn replay_delivery(
 ) -> Result<Response, AdminError> {
     state.replayer.delivery(id).await?;
     Ok(Json(json!({ "replayed": 1 })).into_response())
+}
+
+async fn list_blocked(State(state): State<AdminState>) -> Result<Response, AdminError> {
+    let blocked = state.store.blocked_keys().await?;
+    Ok(Json(json!({ "blocked": blocked })).into_response())
+}
+
+async fn skip_blocked(
+    State(state): State<AdminState>,
+    Path(delivery_id): Path<i64>,
+) -> Result<Response, AdminError> {
+    state.replayer.skip(delivery_id).await?;
+    Ok(Json(json!({ "skipped": 1 })).into_response())
 }
 
 async fn replay_dead(

@@ -328,6 +328,23 @@ impl Server {
         self.trigger.trigger();
     }
 
+    /// Stops like [`Server::shutdown`], after answering for `drain` while `/readyz` already
+    /// says 503: a load balancer that checks `/readyz` takes this replica out while it still
+    /// answers, and sends nothing more to a port about to close. Then waits until it stopped.
+    pub async fn drain_and_stop(self, drain: std::time::Duration) {
+        if !drain.is_zero() {
+            self.intake.stopping.store(true, Ordering::Relaxed);
+            tracing::info!(
+                drain_ms = drain.as_millis() as u64,
+                "shutting down: /readyz says 503; still answering while the load balancer takes this replica out"
+            );
+            tokio::time::sleep(drain).await;
+        }
+        tracing::info!("shutting down: no new requests; finishing in-flight work");
+        self.shutdown();
+        self.wait().await;
+    }
+
     /// Waits until the server has stopped (after [`Server::shutdown`]).
     pub async fn wait(mut self) {
         while self.listeners.join_next().await.is_some() {}

@@ -10,6 +10,7 @@
 #[cfg(any(test, feature = "conformance"))]
 #[doc(hidden)]
 pub mod conformance;
+pub mod order;
 pub mod postgres;
 pub mod sqlite;
 
@@ -23,6 +24,7 @@ use tokio::sync::broadcast;
 
 use crate::envelope::Envelope;
 
+pub use order::{BlockedKey, OrderKey, OrderedRoute};
 pub use postgres::{DatabaseUrl, PostgresStore};
 pub use sqlite::{SqliteStore, Synchronous};
 
@@ -105,6 +107,8 @@ pub struct NewDelivery {
     pub handler: String,
     /// The state it is created in.
     pub start: DeliveryStart,
+    /// The key it holds when its route is ordered (`None`: unordered).
+    pub order: Option<OrderKey>,
 }
 
 /// The state a new delivery is created in.
@@ -141,6 +145,8 @@ pub struct Claimed {
     pub attempt: u32,
     /// When the delivery was created or last replayed: the start of its retry budget.
     pub since: DateTime<Utc>,
+    /// Whether it holds a key of an ordered route: finishing it may let the next of its key go.
+    pub ordered: bool,
     /// The event, as stored.
     pub event: StoredEvent,
 }
@@ -529,4 +535,26 @@ pub trait Store: Send + Sync + 'static {
     /// its limit), counted by route and by error.
     async fn dead_letter_groups(&self, filter: EventFilter)
         -> Result<DeadLetterGroups, StoreError>;
+
+    /// The keys of ordered routes that a dead letter holds back, oldest first (at most 1000).
+    /// The defaults of this and the next two, for stores that keep nothing (benchmarks,
+    /// tests), know no ordered work; a store that keeps deliveries implements them (the
+    /// conformance suite checks it does).
+    async fn blocked_keys(&self) -> Result<Vec<BlockedKey>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Lets the key that dead letter `delivery_id` holds back go: the delivery stays a dead
+    /// letter (and can be replayed) but no longer holds its key. `NotFound` unless it is a dead
+    /// letter that holds back its key.
+    async fn skip_blocked(&self, delivery_id: i64) -> Result<(), StoreError> {
+        Err(StoreError::NotFound(format!(
+            "dead letter {delivery_id} holding back its key"
+        )))
+    }
+
+    /// Ordered routes with blocked keys or held-back deliveries, for metrics.
+    async fn ordered_routes(&self) -> Result<Vec<OrderedRoute>, StoreError> {
+        Ok(Vec::new())
+    }
 }

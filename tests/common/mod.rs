@@ -165,6 +165,8 @@ pub struct Received {
     pub headers: HeaderMap,
     /// Its body.
     pub body: Bytes,
+    /// When its answer was decided.
+    pub at: std::time::Instant,
 }
 
 /// A local HTTP server that records every request and answers with a status the test controls.
@@ -243,10 +245,11 @@ async fn record(State(sink): State<Sink>, headers: HeaderMap, body: Bytes) -> St
     sink.answering.fetch_sub(1, Ordering::SeqCst);
     let status = *sink.status.lock().unwrap();
     if (200..300).contains(&status) {
-        sink.received
-            .lock()
-            .unwrap()
-            .push(Received { headers, body });
+        sink.received.lock().unwrap().push(Received {
+            headers,
+            body,
+            at: std::time::Instant::now(),
+        });
     }
     StatusCode::from_u16(status).unwrap()
 }
@@ -487,4 +490,29 @@ pub fn livedesk_message(name: &str, content: &str, contact_id: i64) -> Vec<u8> {
     body["conversation"]["meta"]["sender"]["name"] = name.into();
     body["conversation"]["meta"]["sender"]["id"] = contact_id.into();
     body.to_string().into_bytes()
+}
+
+/// Every event id in the inbox, as the admin API at `admin` lists them, page by page (newest
+/// first, each page before the last one's `seq`); `token` is the admin token, if any.
+pub async fn listed_event_ids(admin: SocketAddr, token: Option<&str>) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let mut path = "/api/events?limit=1000".to_owned();
+        if let Some(seq) = before {
+            path.push_str(&format!("&before={seq}"));
+        }
+        let mut request = client.get(url(admin, &path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let page: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+        let events = page["events"].as_array().expect("a page of events");
+        if events.is_empty() {
+            return ids;
+        }
+        ids.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        before = events.last().unwrap()["seq"].as_i64();
+    }
 }

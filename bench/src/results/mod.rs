@@ -75,6 +75,10 @@ pub struct Report {
     /// The same with random ids, when `--ids` asks for both kinds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hookline_random_ids: Option<TargetResult>,
+    /// hookline durable on PostgreSQL (`--postgres`): one replica, then two, each with every
+    /// kind of `--ids`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub postgres: Vec<TargetResult>,
     /// Every round of a `--rounds` run, in order (empty for a single round); `baseline` and
     /// `hookline` are then those of the round with the median ratio.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -238,6 +242,7 @@ impl Report {
             baseline: None,
             hookline: None,
             hookline_random_ids: None,
+            postgres: Vec::new(),
             rounds: Vec::new(),
             ratio_requests_per_s: None,
             ratio_random_to_ordered: None,

@@ -52,6 +52,7 @@ pub mod claims;
 pub mod insert;
 pub mod inspection;
 pub mod lookup;
+pub mod order;
 pub mod overview;
 pub mod prune;
 pub mod replay;
@@ -140,6 +141,12 @@ macro_rules! store_conformance {
             prune::ids_are_kept_as_long_as_bodies,
             prune::work_in_flight_or_waiting_to_retry_is_never_pruned,
             prune::a_dead_letter_past_retention_can_no_longer_be_replayed,
+            order::one_key_is_claimed_one_delivery_at_a_time_in_event_order,
+            order::a_head_waiting_for_its_retry_holds_back_only_its_key,
+            order::a_dead_head_blocks_its_key_until_skipped,
+            order::a_replayed_dead_head_goes_before_the_rest_of_its_key,
+            order::a_dead_head_that_does_not_block_lets_the_next_go,
+            order::keys_survive_reopening,
         );
     };
     (@each $fixture:expr; $($module:ident :: $rule:ident),+ $(,)?) => {
@@ -269,6 +276,7 @@ pub fn route(route: &str, handler: &str, start: DeliveryStart) -> NewDelivery {
         route: route.into(),
         handler: handler.into(),
         start,
+        order: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod attempts;
 mod error;
 mod filters;
 mod notices;
+mod order;
 mod pool;
 mod prune;
 mod queue;
@@ -40,9 +41,9 @@ use self::notices::Notices;
 use self::pool::Db;
 use self::writer::Writer;
 use super::{
-    AttemptRecord, Backlog, Claimed, DeadLetterGroups, DeliveryCounts, DeliveryInfo, DueWork,
-    EventDetail, EventFilter, EventSummary, EventType, InsertOutcome, Leases, MinuteCount,
-    NewDelivery, NextStep, PruneStats, Store, StoreError,
+    AttemptRecord, Backlog, BlockedKey, Claimed, DeadLetterGroups, DeliveryCounts, DeliveryInfo,
+    DueWork, EventDetail, EventFilter, EventSummary, EventType, InsertOutcome, Leases, MinuteCount,
+    NewDelivery, NextStep, OrderedRoute, PruneStats, Store, StoreError,
 };
 use crate::envelope::Envelope;
 
@@ -312,6 +313,30 @@ impl Store for PostgresStore {
         self.db
             .run("count dead letters", async |conn| {
                 reads::dead_letter_groups(conn, &filter).await
+            })
+            .await
+    }
+
+    async fn blocked_keys(&self) -> Result<Vec<BlockedKey>, StoreError> {
+        self.db
+            .run("list blocked keys", async |conn| {
+                order::blocked_keys(conn).await
+            })
+            .await
+    }
+
+    async fn skip_blocked(&self, delivery_id: i64) -> Result<(), StoreError> {
+        self.db
+            .run("skip a blocked key's dead letter", async |conn| {
+                order::skip_blocked(conn, delivery_id).await
+            })
+            .await
+    }
+
+    async fn ordered_routes(&self) -> Result<Vec<OrderedRoute>, StoreError> {
+        self.db
+            .run("read ordered routes", async |conn| {
+                order::ordered_routes(conn).await
             })
             .await
     }

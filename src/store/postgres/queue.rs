@@ -14,11 +14,18 @@ use super::rows::{stored_from_row, EVENT_COLUMNS};
 use crate::store::Claimed;
 
 /// Claims up to `$2` due deliveries of handler `$1` with a lease of `$3` seconds; returns them
-/// with their events, longest due first.
+/// with their events, longest due first. One of an ordered route is due only when no earlier
+/// delivery of its route and key is open (see [`crate::store::order`]): whatever snapshot a
+/// replica's claim reads, that earlier one is in it as pending, in flight or dead until it is
+/// done, so two replicas never run two deliveries of one key at once.
 const CLAIM: &str = "
 WITH due AS (
-    SELECT id FROM deliveries
+    SELECT id FROM deliveries d
     WHERE state = 'pending' AND handler = $1 AND due_at <= now()
+      AND (d.order_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM deliveries p
+          WHERE p.route = d.route AND p.order_key = d.order_key AND p.event_seq < d.event_seq
+            AND p.state <> 'delivered' AND (p.state <> 'dead' OR p.order_blocks)))
     ORDER BY due_at, id
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -27,9 +34,10 @@ WITH due AS (
     SET state = 'inflight', attempts = d.attempts + 1,
         lease_until = now() + make_interval(secs => $3)
     FROM due WHERE d.id = due.id
-    RETURNING d.id, d.event_seq, d.route, d.attempts, d.since, d.due_at
+    RETURNING d.id, d.event_seq, d.route, d.attempts, d.since, d.due_at,
+              d.order_key IS NOT NULL AS ordered
 )
-SELECT c.id, c.route, c.attempts, c.since, {EVENT_COLUMNS}
+SELECT c.id, c.route, c.attempts, c.since, c.ordered, {EVENT_COLUMNS}
 FROM claimed c JOIN events e ON e.seq = c.event_seq
 ORDER BY c.due_at, c.id";
 
@@ -53,7 +61,8 @@ pub(super) async fn claim_due(
                 route: row.try_get(1)?,
                 attempt: row.try_get::<_, i32>(2)?.max(0) as u32,
                 since: row.try_get(3)?,
-                event: stored_from_row(row, 4)?,
+                ordered: row.try_get(4)?,
+                event: stored_from_row(row, 5)?,
             })
         })
         .collect()

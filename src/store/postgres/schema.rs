@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "what the inspector reads: contact and conversation ids, events per minute",
         sql: include_str!("migrations/0002_inspector.sql"),
     },
+    Migration {
+        version: 3,
+        name: "ordered routes: the key each delivery holds",
+        sql: include_str!("migrations/0003_ordered.sql"),
+    },
 ];
 
 /// The advisory lock held while migrating ("hook" "line" "migr" in ASCII); advisory locks are

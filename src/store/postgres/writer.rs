@@ -56,14 +56,15 @@ WITH new_events AS (
             undecodable = m.undecodable + excluded.undecodable
 ), new_deliveries AS (
     INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until,
-                            since, success_started_at, success_duration_ms)
+                            since, success_started_at, success_duration_ms, order_key,
+                            order_blocks)
     SELECT e.seq, d.route, d.handler, d.state, d.attempts, now(),
            now() + make_interval(secs => d.lease_secs), now(),
-           d.success_started_at, d.success_duration_ms
+           d.success_started_at, d.success_duration_ms, d.order_key, d.order_blocks
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int4[],
-                $14::float8[], $15::timestamptz[], $16::int8[])
+                $14::float8[], $15::timestamptz[], $16::int8[], $19::text[], $20::bool[])
          AS d (event_id, route, handler, state, attempts, lease_secs,
-               success_started_at, success_duration_ms)
+               success_started_at, success_duration_ms, order_key, order_blocks)
     JOIN new_events e ON e.id = d.event_id
     RETURNING event_seq, id, route
 )
@@ -326,6 +327,8 @@ struct Columns<'a> {
     lease_secs: Vec<Option<f64>>,
     success_started_at: Vec<Option<DateTime<Utc>>>,
     success_duration_ms: Vec<Option<i64>>,
+    order_keys: Vec<Option<String>>,
+    order_blocks: Vec<bool>,
 }
 
 impl<'a> Columns<'a> {
@@ -349,6 +352,8 @@ impl<'a> Columns<'a> {
             lease_secs: Vec::new(),
             success_started_at: Vec::new(),
             success_duration_ms: Vec::new(),
+            order_keys: Vec::new(),
+            order_blocks: Vec::new(),
         };
         for job in jobs {
             c.push_event(&job.row);
@@ -390,9 +395,12 @@ impl<'a> Columns<'a> {
             .push(success.map(|s| whole_millis(s.started_at)));
         self.success_duration_ms
             .push(success.map(|s| s.duration.as_millis() as i64));
+        let order = delivery.order.as_ref();
+        self.order_keys.push(order.map(|o| text(&o.key)));
+        self.order_blocks.push(order.is_some_and(|o| o.blocks));
     }
 
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 18] {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 20] {
         [
             &self.ids,
             &self.sources,
@@ -412,6 +420,8 @@ impl<'a> Columns<'a> {
             &self.success_duration_ms,
             &self.contact_ids,
             &self.conversation_ids,
+            &self.order_keys,
+            &self.order_blocks,
         ]
     }
 }

@@ -82,8 +82,8 @@ pub(super) fn insert_event(
     let now = now_ms();
     let mut stmt = tx.prepare_cached(
         "INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until, since,
-             success_started_at, success_duration_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9)",
+             success_started_at, success_duration_ms, order_key, order_blocks)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9, ?10, ?11)",
     )?;
     let mut delivery_ids = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
@@ -106,6 +106,8 @@ pub(super) fn insert_event(
             lease_until,
             success.map(|s| s.started_at.timestamp_millis()),
             success.map(|s| s.duration.as_millis() as i64),
+            delivery.order.as_ref().map(|o| o.key.as_str()),
+            delivery.order.as_ref().is_some_and(|o| o.blocks),
         ])?;
         delivery_ids.push(tx.last_insert_rowid());
     }

@@ -19,6 +19,7 @@ mod filters;
 mod insert;
 mod lock;
 mod millis;
+mod order;
 mod prune;
 mod queue;
 mod reader;
@@ -50,9 +51,9 @@ use self::reader::Reader;
 use self::upkeep::StoreUpkeep;
 use self::writer::Writer;
 use super::{
-    AttemptRecord, Backlog, Claimed, DeadLetterGroups, DeliveryCounts, DeliveryInfo, EventDetail,
-    EventFilter, EventSummary, EventType, InsertOutcome, Leases, MinuteCount, NewDelivery,
-    NextStep, PruneStats, Store, StoreError,
+    AttemptRecord, Backlog, BlockedKey, Claimed, DeadLetterGroups, DeliveryCounts, DeliveryInfo,
+    EventDetail, EventFilter, EventSummary, EventType, InsertOutcome, Leases, MinuteCount,
+    NewDelivery, NextStep, OrderedRoute, PruneStats, Store, StoreError,
 };
 use crate::envelope::Envelope;
 
@@ -323,6 +324,26 @@ impl Store for SqliteStore {
             .read("count dead letters", move |conn| {
                 reads::dead_letter_groups(conn, &filter)
             })
+            .await
+    }
+
+    async fn blocked_keys(&self) -> Result<Vec<BlockedKey>, StoreError> {
+        self.reader
+            .read("list blocked keys", order::blocked_keys)
+            .await
+    }
+
+    async fn skip_blocked(&self, delivery_id: i64) -> Result<(), StoreError> {
+        self.writer
+            .write("skip a blocked key's dead letter", move |tx| {
+                order::skip_blocked(tx, delivery_id)
+            })
+            .await
+    }
+
+    async fn ordered_routes(&self) -> Result<Vec<OrderedRoute>, StoreError> {
+        self.reader
+            .read("read ordered routes", order::ordered_routes)
             .await
     }
 }

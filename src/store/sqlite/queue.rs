@@ -8,14 +8,17 @@ use rusqlite::{params, Transaction};
 use super::error::Failure;
 use super::millis::{from_ms, now_ms};
 use super::rows::{stored_from_row, EVENT_COLUMNS};
-use super::schema::open_delivery;
+use super::schema::{earlier_open, open_delivery};
 use crate::store::Claimed;
 
-/// Due deliveries of a handler, oldest first: what a claim takes.
+/// Due deliveries of a handler, oldest first: what a claim takes. One of an ordered route is
+/// due only when it heads its key (see [`crate::store::order`]).
 pub(super) const SELECT_DUE: &str = concat!(
-    "SELECT id FROM deliveries WHERE state = 'pending' AND handler = ?1 AND due_at <= ?2 AND ",
+    "SELECT id FROM deliveries d WHERE state = 'pending' AND handler = ?1 AND due_at <= ?2 AND ",
     open_delivery!(),
-    " ORDER BY due_at LIMIT ?3"
+    " AND (d.order_key IS NULL OR NOT EXISTS (",
+    earlier_open!(),
+    ")) ORDER BY due_at LIMIT ?3"
 );
 /// Hands deliveries whose lease ended before `?1` back to the queue.
 pub(super) const RELEASE_LEASES: &str = concat!(
@@ -49,7 +52,7 @@ pub(super) fn claim_due(
          WHERE id = ?2",
     )?;
     let mut read = tx.prepare_cached(&format!(
-        "SELECT d.id, d.route, d.attempts, d.since, {EVENT_COLUMNS}
+        "SELECT d.id, d.route, d.attempts, d.since, d.order_key IS NOT NULL, {EVENT_COLUMNS}
          FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1"
     ))?;
     let mut claimed = Vec::with_capacity(ids.len());
@@ -61,7 +64,8 @@ pub(super) fn claim_due(
                 route: row.get(1)?,
                 attempt: row.get(2)?,
                 since: from_ms(row.get(3)?),
-                event: stored_from_row(row, 4)?,
+                ordered: row.get(4)?,
+                event: stored_from_row(row, 5)?,
             })
         })?);
     }

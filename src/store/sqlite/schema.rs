@@ -18,6 +18,18 @@ macro_rules! open_delivery {
 }
 pub(super) use open_delivery;
 
+/// The open deliveries `p` of the same route and key as delivery `d` and of an earlier event:
+/// those that hold `d` back. A dead one holds it back while it [blocks](crate::store::OrderKey::blocks).
+/// Read through `deliveries_ordered` ([`ORDERED`]).
+macro_rules! earlier_open {
+    () => {
+        "SELECT 1 FROM deliveries p WHERE p.route = d.route AND p.order_key = d.order_key
+             AND p.event_seq < d.event_seq AND p.state <> 'delivered'
+             AND (p.state <> 'dead' OR p.order_blocks)"
+    };
+}
+pub(super) use earlier_open;
+
 /// The columns of `events`, as `CREATE TABLE <name>` continues. The id is not `UNIQUE`: the ids
 /// of events are kept apart, by hash, in `event_ids` and `event_ids_new` (see
 /// [`super::dedupe`]). `contact_id` and `conversation_id` are what the inspector looks events up
@@ -41,14 +53,15 @@ macro_rules! events_columns {
 }
 
 /// The version [`apply`] brings an inbox to.
-pub(super) const VERSION: i64 = 4;
+pub(super) const VERSION: i64 = 5;
 
 /// The tables. `user_version` 2 replaced the full index `deliveries_due` by `deliveries_open`;
 /// 3 added the `success_*` columns of `deliveries` (see [`super::attempts::finish`]), which
 /// [`add_success_columns`] adds to an older inbox; 4 moved the ids of events out of a `UNIQUE`
 /// index on `events.id` into `event_ids` and `event_ids_new`, which [`move_ids_out_of_events`]
-/// does for an older inbox. What the inspector reads comes on top ([`INSPECTOR`]), added to an
-/// older inbox by [`apply`] whatever its version.
+/// does for an older inbox; 5 added what ordered routes keep ([`ORDERED`]), which
+/// [`add_order_columns`] adds to an older inbox. What the inspector reads comes on top
+/// ([`INSPECTOR`]), added to an older inbox by [`apply`] whatever its version.
 pub(super) const SCHEMA: &str = concat!(
     "
 CREATE TABLE IF NOT EXISTS events ",
@@ -78,6 +91,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     success_started_at  INTEGER,
     success_duration_ms INTEGER,
     success_http_status INTEGER,
+    order_key    TEXT,
+    order_blocks INTEGER NOT NULL DEFAULT 0,
     UNIQUE (event_seq, route)
 );
 DROP INDEX IF EXISTS deliveries_due;
@@ -123,10 +138,24 @@ CREATE TABLE IF NOT EXISTS event_minutes (
 ) WITHOUT ROWID;
 ";
 
+/// What ordered routes read (docs/ordering.md): the open deliveries that hold a key, by route,
+/// key and event, so that a claim finds whether an earlier one of its key is open in one index
+/// probe. Delivered ones stay out of it, as they stay out of `deliveries_open`, and so do
+/// unordered ones. Queries repeat `open_delivery!()` word for word and compare `order_key`
+/// with `=`, which SQLite takes as implying `order_key IS NOT NULL`.
+pub(super) const ORDERED: &str = concat!(
+    "CREATE INDEX IF NOT EXISTS deliveries_ordered ON deliveries(route, order_key, event_seq)
+    WHERE ",
+    open_delivery!(),
+    " AND order_key IS NOT NULL;"
+);
+
 /// Creates the tables of a new inbox, or brings those of an older one up to date.
 pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
     add_success_columns(conn)?;
+    add_order_columns(conn)?;
+    conn.execute_batch(ORDERED)?;
     add_inspector_columns(conn)?;
     move_ids_out_of_events(conn)?;
     // After the rebuild of `events` above, which drops its indexes.
@@ -212,6 +241,18 @@ fn has_column(conn: &Connection, table: &str, name: &str) -> rusqlite::Result<bo
         [table, name],
         |r| r.get(0),
     )
+}
+
+/// Adds the columns of ordered routes to a `deliveries` table created before they existed; its
+/// deliveries stay unordered.
+fn add_order_columns(conn: &Connection) -> rusqlite::Result<()> {
+    if !has_column(conn, "deliveries", "order_key")? {
+        conn.execute_batch(
+            "ALTER TABLE deliveries ADD COLUMN order_key TEXT;
+             ALTER TABLE deliveries ADD COLUMN order_blocks INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Adds the columns that hold a delivery's successful attempt to a `deliveries` table created

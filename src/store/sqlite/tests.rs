@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 
 use super::filters::{status_clause, DEAD};
+use super::order::{BLOCKED_KEYS, ORDERED_ROUTES};
 use super::queue::{EXPEDITE, RELEASE_LEASES, SELECT_DUE};
 use super::reads::{COUNT_OPEN, OLDEST_WAITING};
 use super::rows::DELIVERY_SELECT;
@@ -68,18 +69,80 @@ fn open_queries_use_the_partial_index() {
         &status("dead"),
         &status("pending"),
     ] {
-        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         // Unbound parameters are NULL, which does not change the plan.
-        let mut rows = explain.raw_query();
-        let mut plan: Vec<String> = Vec::new();
-        while let Some(row) = rows.next().unwrap() {
-            plan.push(row.get(3).unwrap());
-        }
+        let plan = plan(&conn, sql);
         assert!(
             plan.iter().any(|step| step.contains("deliveries_open")),
             "{sql}\n{plan:?}"
         );
     }
+}
+
+/// The plan of `sql` as `EXPLAIN QUERY PLAN` gives it, one step per line.
+fn plan(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let mut rows = explain.raw_query();
+    let mut plan = Vec::new();
+    while let Some(row) = rows.next().unwrap() {
+        plan.push(row.get(3).unwrap());
+    }
+    plan
+}
+
+/// Whether a delivery heads its key is found through `deliveries_ordered`, not by walking
+/// the route's deliveries.
+#[test]
+fn ordered_queries_use_their_index() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
+    for sql in [SELECT_DUE, BLOCKED_KEYS, ORDERED_ROUTES] {
+        let plan = plan(&conn, sql);
+        assert!(
+            plan.iter().any(|step| step.contains("deliveries_ordered")),
+            "{sql}\n{plan:?}"
+        );
+    }
+}
+
+/// An inbox of version 4 gets the order columns and index; its deliveries stay unordered.
+#[tokio::test]
+async fn opening_an_inbox_without_order_columns_adds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = SqliteStore::db_path(dir.path());
+    let e = event("m1", TimeDelta::zero());
+    {
+        let store = open(dir.path());
+        store.insert(&e, to("h")).await.unwrap();
+    }
+    {
+        let conn = open_connection(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX deliveries_ordered;
+             ALTER TABLE deliveries DROP COLUMN order_key;
+             ALTER TABLE deliveries DROP COLUMN order_blocks;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+    for _ in 0..2 {
+        let store = open(dir.path());
+        assert!(store.blocked_keys().await.unwrap().is_empty());
+        store.claim("h", 10, Duration::from_secs(60)).await.unwrap();
+    }
+    let conn = open_connection(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
+    let ordered: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE order_key IS NULL AND state = 'inflight'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ordered, 1, "claimed once, unordered");
 }
 
 #[test]

@@ -13,6 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+mod card;
+
+pub use card::{Card, CardField};
+
 /// What hookline needs to know about a provider to store, route and decode its events.
 ///
 /// Each provider declares one as a `static` and refers to it through [`Source`].
@@ -166,72 +170,6 @@ pub struct PersonalData {
     pub content: Option<String>,
 }
 
-/// One line of an event's card in the inspector: a field a person looks for first (who, which
-/// store, what was said), in a group (`Contact`, `Message`, …). Providers build their cards from
-/// their own types, so the inspector shows them without knowing any provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CardField {
-    /// The group it belongs to, e.g. `Contact`.
-    pub group: &'static str,
-    /// What it is, e.g. `Name`.
-    pub label: &'static str,
-    /// The value as text.
-    pub value: String,
-    /// Personal data (a name, message text, phone, e-mail, avatar): hidden when the inspector
-    /// hides personal data.
-    pub personal: bool,
-}
-
-/// Builds a card: the fields that have a value, in the order added.
-#[derive(Debug, Default)]
-pub struct Card(Vec<CardField>);
-
-impl Card {
-    /// Adds a field that is no personal data, when it has a value.
-    pub fn field(
-        &mut self,
-        group: &'static str,
-        label: &'static str,
-        value: Option<impl fmt::Display>,
-    ) -> &mut Card {
-        self.add(group, label, value, false)
-    }
-
-    /// Adds a field that is personal data, when it has a value.
-    pub fn personal(
-        &mut self,
-        group: &'static str,
-        label: &'static str,
-        value: Option<impl fmt::Display>,
-    ) -> &mut Card {
-        self.add(group, label, value, true)
-    }
-
-    fn add(
-        &mut self,
-        group: &'static str,
-        label: &'static str,
-        value: Option<impl fmt::Display>,
-        personal: bool,
-    ) -> &mut Card {
-        if let Some(value) = value {
-            let value = value.to_string();
-            self.0.push(CardField {
-                group,
-                label,
-                value,
-                personal,
-            });
-        }
-        self
-    }
-
-    /// The fields.
-    pub fn fields(self) -> Vec<CardField> {
-        self.0
-    }
-}
-
 /// A provider's decoded event, as the provider-neutral parts of hookline use it.
 ///
 /// Handlers that want the provider's own type ask the envelope for it with [`Envelope::typed`].
@@ -341,9 +279,8 @@ const MAX_EMBEDDED_ID: usize = 96;
 /// forwards with).
 ///
 /// It embeds the provider's id when that is short and URL-safe (`evt_cb_msg_2Xk…` for ChatBrick,
-/// `evt_ld_…` for liveDesk): providers' ids are time-ordered (Svix uses KSUIDs), so the store's
-/// unique index grows at its end instead of being written at random pages. Other ids are hashed
-/// (`evt_cb~<hex>`).
+/// `evt_ld_…` for liveDesk), so that an operator recognises the provider's id in it. Other ids
+/// are hashed (`evt_cb~<hex>`).
 pub fn event_id(source: Source, provider_id: &str) -> String {
     let code = source.0.id_code;
     let url_safe = !provider_id.is_empty()

@@ -1,0 +1,125 @@
+//! The PostgreSQL runs (`--postgres`): hookline durable on a scratch PostgreSQL cluster on this
+//! machine, with one replica and with two, measured with the same load as the SQLite runs of the
+//! same invocation (docs/performance.md, "PostgreSQL").
+//!
+//! The cluster is the tests' (`tests/common/postgres.rs`): `initdb` and `pg_ctl` of Debian's
+//! `postgresql` package, run as the `postgres` user when the benchmark runs as root, default
+//! durability (`fsync` and `synchronous_commit` on). It is never pinned: with `--pin` hookline
+//! runs on core 0 and the load generator on core 1, and PostgreSQL takes what it finds.
+//! Two replicas each get half the connections; the memory reported is the first replica's,
+//! the CPU both replicas'.
+
+#[path = "../../tests/common/postgres.rs"]
+#[allow(dead_code, clippy::all)]
+mod cluster;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::child::{self, ChildProc, Spawn};
+use crate::context::Context;
+use crate::intake::{hookline_env, IDLE_SETTLE, SAMPLE_EVERY, STOP_TIMEOUT};
+use crate::load;
+use crate::requests::Ids;
+use crate::results::{CpuShares, TargetResult};
+use crate::rss::{self, CpuMeter, Sampler};
+
+/// Time a replica has to become ready (it migrates an empty database first).
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Starts a scratch cluster and measures hookline on it with 1 and 2 replicas, for each kind
+/// of ids of the run.
+pub async fn run(ctx: &Context) -> Result<Vec<TargetResult>, String> {
+    let cluster = tokio::task::spawn_blocking(cluster::Cluster::start)
+        .await
+        .map_err(|e| format!("the scratch PostgreSQL did not start: {e}"))?;
+    let mut results = Vec::new();
+    for replicas in [1, 2] {
+        for &ids in &ctx.ids {
+            crate::progress(&format!(
+                "PostgreSQL: {replicas} replica(s), {} ids, {} connections",
+                ids.name(),
+                ctx.connections
+            ));
+            results.push(measure(ctx, &cluster, replicas, ids).await?);
+        }
+    }
+    Ok(results)
+}
+
+/// The name of a run in the table.
+fn name(replicas: usize, ids: Ids) -> String {
+    let ids = match ids {
+        Ids::Ordered => "",
+        Ids::Random => ", random",
+    };
+    format!("hookline (PG, {replicas} repl{ids})")
+}
+
+/// `replicas` hookline processes on a fresh database, the load spread over them.
+async fn measure(
+    ctx: &Context,
+    cluster: &cluster::Cluster,
+    replicas: usize,
+    ids: Ids,
+) -> Result<TargetResult, String> {
+    let url = cluster.url(&cluster.database());
+    let label = format!("pg{replicas}-{}", ids.name());
+    let mut servers = Vec::new();
+    for n in 0..replicas {
+        servers.push(start(ctx, &url, &format!("{label}-{n}")).await?);
+    }
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let requests = Arc::new(ctx.prepare(&label, ids));
+    let mut conns = Vec::new();
+    for (n, (_, addr)) in servers.iter().enumerate() {
+        let share = ctx.connections / replicas + usize::from(n < ctx.connections % replicas);
+        conns.extend(load::connect_all(*addr, share).await?);
+    }
+    let first = servers[0].1;
+    let (conns, warmup) = load::phase(conns, first, &requests, 0..ctx.warmup).await;
+    let pids: Vec<u32> = servers.iter().map(|(child, _)| child.pid()).collect();
+    let sampler = Sampler::start(pids[0], SAMPLE_EVERY);
+    let server_cpu: Vec<CpuMeter> = pids.iter().map(|&pid| CpuMeter::start(pid)).collect();
+    let generator_cpu = CpuMeter::start(std::process::id());
+    let range = ctx.warmup..requests.len();
+    let (_, measured) = load::phase(conns, first, &requests, range).await;
+    let cpu = CpuShares {
+        server: server_cpu.iter().map(CpuMeter::percent).sum(),
+        generator: generator_cpu.percent(),
+    };
+    let samples = sampler.finish().await;
+    let memory = rss::memory(pids[0]).ok_or("a replica exited during the run")?;
+    let result = TargetResult::new(
+        &name(replicas, ids),
+        &warmup,
+        &measured,
+        memory,
+        &samples,
+        cpu,
+    );
+    for (mut child, _) in servers {
+        child.terminate(STOP_TIMEOUT).await?;
+    }
+    Ok(result)
+}
+
+/// Starts one replica on `url`; returns it and its public address once it is ready.
+async fn start(ctx: &Context, url: &str, label: &str) -> Result<(ChildProc, SocketAddr), String> {
+    let public = child::free_port()?;
+    let admin = child::free_port()?;
+    let data = ctx.scratch.path.join(label);
+    let max_concurrent = (ctx.connections * 4).max(1024);
+    let mut env = hookline_env(ctx, &data, public, admin, None, max_concurrent);
+    env.push(("HOOKLINE_DATABASE_URL".into(), url.to_owned()));
+    let mut server = ChildProc::spawn(Spawn {
+        name: label,
+        program: &ctx.hookline,
+        args: &["serve".to_owned()],
+        env: &env,
+        core: ctx.server_core,
+        log: ctx.scratch.path.join(format!("hookline-{label}.log")),
+    })?;
+    server.wait_ready(public, "/readyz", READY_TIMEOUT).await?;
+    Ok((server, public))
+}

@@ -105,32 +105,39 @@ fn ordered_queries_use_their_index() {
     }
 }
 
+/// An inbox in `dir` holding `events` (each with one delivery to `h`), then rewritten by
+/// `downgrade` as an older hookline would have left it.
+async fn made_older(dir: &Path, events: &[&Envelope], downgrade: &str) {
+    {
+        let store = open(dir);
+        for e in events {
+            store.insert(e, to("h")).await.unwrap();
+        }
+    }
+    let conn = open_connection(&SqliteStore::db_path(dir)).unwrap();
+    conn.execute_batch(downgrade).unwrap();
+}
+
 /// An inbox of version 4 gets the order columns and index; its deliveries stay unordered.
 #[tokio::test]
 async fn opening_an_inbox_without_order_columns_adds_them() {
     let dir = tempfile::tempdir().unwrap();
-    let path = SqliteStore::db_path(dir.path());
     let e = event("m1", TimeDelta::zero());
-    {
-        let store = open(dir.path());
-        store.insert(&e, to("h")).await.unwrap();
-    }
-    {
-        let conn = open_connection(&path).unwrap();
-        conn.execute_batch(
-            "DROP INDEX deliveries_ordered;
-             ALTER TABLE deliveries DROP COLUMN order_key;
-             ALTER TABLE deliveries DROP COLUMN order_blocks;
-             PRAGMA user_version = 4;",
-        )
-        .unwrap();
-    }
+    made_older(
+        dir.path(),
+        &[&e],
+        "DROP INDEX deliveries_ordered;
+         ALTER TABLE deliveries DROP COLUMN order_key;
+         ALTER TABLE deliveries DROP COLUMN order_blocks;
+         PRAGMA user_version = 4;",
+    )
+    .await;
     for _ in 0..2 {
         let store = open(dir.path());
         assert!(store.blocked_keys().await.unwrap().is_empty());
         store.claim("h", 10, Duration::from_secs(60)).await.unwrap();
     }
-    let conn = open_connection(&path).unwrap();
+    let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
@@ -228,26 +235,20 @@ async fn a_success_is_kept_in_its_delivery_row_until_a_replay() {
 #[tokio::test]
 async fn opening_an_inbox_without_success_columns_adds_them_and_keeps_its_history() {
     let dir = tempfile::tempdir().unwrap();
-    let path = SqliteStore::db_path(dir.path());
     let e = event("m1", TimeDelta::zero());
-    {
-        let store = open(dir.path());
-        store.insert(&e, to("h")).await.unwrap();
-    }
-    {
-        // As version 2 left it: the success in `attempts`, no `success_*` columns.
-        let conn = open_connection(&path).unwrap();
-        conn.execute_batch(
-            "UPDATE deliveries SET state = 'delivered';
-             INSERT INTO attempts (delivery_id, started_at, duration_ms, outcome, http_status)
-                 SELECT id, 0, 5, 'delivered', 200 FROM deliveries;
-             ALTER TABLE deliveries DROP COLUMN success_started_at;
-             ALTER TABLE deliveries DROP COLUMN success_duration_ms;
-             ALTER TABLE deliveries DROP COLUMN success_http_status;
-             PRAGMA user_version = 2;",
-        )
-        .unwrap();
-    }
+    // As version 2 left it: the success in `attempts`, no `success_*` columns.
+    made_older(
+        dir.path(),
+        &[&e],
+        "UPDATE deliveries SET state = 'delivered';
+         INSERT INTO attempts (delivery_id, started_at, duration_ms, outcome, http_status)
+             SELECT id, 0, 5, 'delivered', 200 FROM deliveries;
+         ALTER TABLE deliveries DROP COLUMN success_started_at;
+         ALTER TABLE deliveries DROP COLUMN success_duration_ms;
+         ALTER TABLE deliveries DROP COLUMN success_http_status;
+         PRAGMA user_version = 2;",
+    )
+    .await;
     let store = open(dir.path());
     let detail = store.event(&e.id).await.unwrap().unwrap();
     assert_eq!(
@@ -269,32 +270,26 @@ async fn opening_an_inbox_with_unique_event_ids_moves_them_to_the_dedupe_index()
         event("m1", TimeDelta::zero()),
         event("m2", TimeDelta::zero()),
     );
-    {
-        let store = open(dir.path());
-        store.insert(&first, to("h")).await.unwrap();
-        store.insert(&second, to("h")).await.unwrap();
-    }
-    {
-        // As version 3 left it: the ids in a UNIQUE index of `events`, no `event_ids*`.
-        let conn = open_connection(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE events_v3 (
-                 seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
-                 endpoint TEXT NOT NULL, provider_id TEXT NOT NULL, event_type TEXT NOT NULL,
-                 received_at INTEGER NOT NULL, decode_error TEXT, body BLOB);
-             INSERT INTO events_v3
-                 SELECT seq, id, source, endpoint, provider_id, event_type, received_at,
-                        decode_error, body FROM events;
-             DROP TABLE events;
-             ALTER TABLE events_v3 RENAME TO events;
-             CREATE INDEX events_received ON events(received_at);
-             DROP TABLE event_ids;
-             DROP TABLE event_ids_new;
-             DROP TABLE event_minutes;
-             PRAGMA user_version = 3;",
-        )
-        .unwrap();
-    }
+    // As version 3 left it: the ids in a UNIQUE index of `events`, no `event_ids*`.
+    made_older(
+        dir.path(),
+        &[&first, &second],
+        "CREATE TABLE events_v3 (
+             seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, source TEXT NOT NULL,
+             endpoint TEXT NOT NULL, provider_id TEXT NOT NULL, event_type TEXT NOT NULL,
+             received_at INTEGER NOT NULL, decode_error TEXT, body BLOB);
+         INSERT INTO events_v3
+             SELECT seq, id, source, endpoint, provider_id, event_type, received_at,
+                    decode_error, body FROM events;
+         DROP TABLE events;
+         ALTER TABLE events_v3 RENAME TO events;
+         CREATE INDEX events_received ON events(received_at);
+         DROP TABLE event_ids;
+         DROP TABLE event_ids_new;
+         DROP TABLE event_minutes;
+         PRAGMA user_version = 3;",
+    )
+    .await;
     let store = open(dir.path());
     let detail = store
         .event(&first.id)

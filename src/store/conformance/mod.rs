@@ -146,6 +146,8 @@ macro_rules! store_conformance {
             order::a_dead_head_blocks_its_key_until_skipped,
             order::a_replayed_dead_head_goes_before_the_rest_of_its_key,
             order::a_dead_head_that_does_not_block_lets_the_next_go,
+            order::long_queues_drain_in_order_however_their_heads_end,
+            order::pruning_a_dead_head_that_blocks_lets_the_next_go,
             order::keys_survive_reopening,
         );
     };

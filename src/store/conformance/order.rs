@@ -4,7 +4,9 @@
 
 use chrono::{TimeDelta, Utc};
 
-use super::{about, attempt, stored, Fixture, LEASE};
+use std::time::Duration;
+
+use super::{about, attempt, event, stored, Fixture, LEASE};
 use crate::store::{DeliveryStart, NewDelivery, NextStep, OrderKey, Store, StoreError};
 
 /// A delivery of route `route` to handler `h` holding `key` (unordered when `None`); a dead
@@ -203,6 +205,49 @@ pub async fn a_dead_head_that_does_not_block_lets_the_next_go(fixture: &dyn Fixt
     let err = store.skip_blocked(a1).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     assert!(store.ordered_routes().await.unwrap().is_empty());
+}
+
+/// A long queue behind each of two keys drains one delivery per key at a time, in event
+/// order, whichever way each head ends: delivered, or dead on a route whose dead letters do
+/// not block.
+pub async fn long_queues_drain_in_order_however_their_heads_end(fixture: &dyn Fixture) {
+    let store = fixture.open().await;
+    let mut queues: Vec<Vec<i64>> = vec![Vec::new(), Vec::new()];
+    for n in 0..40 {
+        let key = ["a", "b"][n % 2];
+        let id = insert(&*store, &format!("m{n}"), &["r"], Some(key), false).await[0];
+        queues[n % 2].push(id);
+    }
+    for round in 0..20 {
+        let heads = vec![queues[0][round], queues[1][round]];
+        assert_eq!(claim(&*store).await, heads, "round {round}");
+        let ends = [NextStep::Delivered, NextStep::Dead];
+        finish(&*store, heads[0], ends[round % 2]).await;
+        finish(&*store, heads[1], ends[(round + 1) % 2]).await;
+    }
+    assert!(claim(&*store).await.is_empty());
+}
+
+/// Pruning a dead letter that blocks its key (past the dedupe window) lets the next of the
+/// key go, as skipping it would.
+pub async fn pruning_a_dead_head_that_blocks_lets_the_next_go(fixture: &dyn Fixture) {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let store = fixture.open().await;
+    let old = event("old", TimeDelta::days(10));
+    let a1 = stored(
+        store
+            .insert(&old, vec![keyed("r", Some("a"), true)])
+            .await
+            .unwrap(),
+    )[0];
+    let a2 = insert(&*store, "m2", &["r"], Some("a"), true).await[0];
+    assert_eq!(claim(&*store).await, vec![a1]);
+    finish(&*store, a1, NextStep::Dead).await;
+    assert!(claim(&*store).await.is_empty(), "a1 blocks key a");
+
+    let stats = store.prune(7 * DAY, 7 * DAY).await.unwrap();
+    assert_eq!(stats.events_deleted, 1, "the dead head's event");
+    assert_eq!(claim(&*store).await, vec![a2]);
 }
 
 /// Keys survive reopening the store: a restart keeps the order.

@@ -6,6 +6,7 @@ use rusqlite::{params, Transaction};
 use super::dedupe::{id_hash, EventIds};
 use super::error::Failure;
 use super::millis::now_ms;
+use super::order::held_back;
 use crate::envelope::Envelope;
 use crate::store::{DeliveryStart, InsertOutcome, NewDelivery};
 
@@ -82,8 +83,8 @@ pub(super) fn insert_event(
     let now = now_ms();
     let mut stmt = tx.prepare_cached(
         "INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until, since,
-             success_started_at, success_duration_ms, order_key, order_blocks)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9, ?10, ?11)",
+             success_started_at, success_duration_ms, order_key, order_blocks, held)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?6, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut delivery_ids = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
@@ -95,6 +96,10 @@ pub(super) fn insert_event(
                 ("inflight", 1, Some(now + lease.as_millis() as i64), None)
             }
             DeliveryStart::Delivered(success) => ("delivered", 1, None, Some(success)),
+        };
+        let held = match &delivery.order {
+            Some(order) if state == "pending" => held_back(tx, &delivery.route, &order.key)?,
+            _ => false,
         };
         stmt.execute(params![
             seq,
@@ -108,6 +113,7 @@ pub(super) fn insert_event(
             success.map(|s| s.duration.as_millis() as i64),
             delivery.order.as_ref().map(|o| o.key.as_str()),
             delivery.order.as_ref().is_some_and(|o| o.blocks),
+            held,
         ])?;
         delivery_ids.push(tx.last_insert_rowid());
     }

@@ -203,7 +203,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.writer
             .write("record an attempt", move |tx| {
-                attempts::finish(tx, delivery_id, &attempt, next)
+                attempts::finish(tx, delivery_id, &attempt, next)?;
+                order::let_next_go_after(tx, delivery_id)
             })
             .await
     }

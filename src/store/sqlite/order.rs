@@ -1,8 +1,19 @@
 //! What ordered routes read and do beside the claim (which holds back the deliveries that do
-//! not head their key: see `queue::SELECT_DUE`): the keys a dead letter blocks, skipping one,
-//! and what metrics read. Every query walks `deliveries_ordered`, the open ordered deliveries.
+//! not head their key: see `queue::SELECT_DUE`): holding back a new delivery that does not head
+//! its key and letting the next one go when a head is done, the keys a dead letter blocks,
+//! skipping one, and what metrics read. Every query walks `deliveries_ordered`, the open
+//! ordered deliveries.
+//!
+//! `held` takes the deliveries waiting behind the head of their key out of the range that a
+//! claim reads (`deliveries_open` has it before `due_at`), so that a key with thousands
+//! waiting slows neither its own claims nor those of other keys. It is set when a delivery is
+//! written behind an open one of its key ([`held_back`]) and cleared for the next one of the
+//! key whenever its head is done, dies without blocking, is skipped or is pruned
+//! ([`let_next_go`]). The claim's own condition stays what guarantees the order: `held` only
+//! saves it the walk. The store has one writer, so nothing comes between a head being done and
+//! the next one being let go.
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::error::Failure;
 use super::millis::from_ms;
@@ -48,6 +59,57 @@ pub(super) const ORDERED_ROUTES: &str = concat!(
     ")) GROUP BY route ORDER BY route"
 );
 
+/// Whether a new delivery of `route` and `key` is held back: an open delivery of the key that
+/// holds it back exists (any existing one is of an earlier event).
+pub(super) fn held_back(tx: &Transaction<'_>, route: &str, key: &str) -> Result<bool, Failure> {
+    let held = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM deliveries p WHERE p.route = ?1 AND p.order_key = ?2
+                 AND p.state <> 'delivered' AND (p.state <> 'dead' OR p.order_blocks))",
+        )?
+        .query_row(params![route, key], |r| r.get(0))?;
+    Ok(held)
+}
+
+/// After delivery `delivery_id` is done, dead or skipped: lets the next delivery of its key go
+/// if it now heads the key. Nothing for an unordered delivery, or while its key has a head.
+pub(super) fn let_next_go_after(tx: &Transaction<'_>, delivery_id: i64) -> Result<(), Failure> {
+    let key: Option<(String, Option<String>)> = tx
+        .prepare_cached("SELECT route, order_key FROM deliveries WHERE id = ?1")?
+        .query_row([delivery_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match key {
+        Some((route, Some(key))) => let_next_go(tx, &route, &key),
+        _ => Ok(()),
+    }
+}
+
+/// Lets the first delivery of `route` and `key` that holds the key go, if it is held back.
+pub(super) fn let_next_go(tx: &Transaction<'_>, route: &str, key: &str) -> Result<(), Failure> {
+    tx.prepare_cached(
+        "UPDATE deliveries SET held = 0 WHERE held AND id = (
+             SELECT n.id FROM deliveries n WHERE n.route = ?1 AND n.order_key = ?2
+                 AND n.state <> 'delivered' AND (n.state <> 'dead' OR n.order_blocks)
+             ORDER BY n.event_seq LIMIT 1)",
+    )?
+    .execute(params![route, key])?;
+    Ok(())
+}
+
+/// The keys that the dead letters of event `seq` block: those whose next delivery
+/// [`let_next_go`] must let go once pruning has deleted them.
+pub(super) fn keys_blocked_by_event(
+    tx: &Transaction<'_>,
+    seq: i64,
+) -> Result<Vec<(String, String)>, Failure> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT route, order_key FROM deliveries
+         WHERE event_seq = ?1 AND state = 'dead' AND order_blocks AND order_key IS NOT NULL",
+    )?;
+    let keys = stmt.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(keys.collect::<Result<_, _>>()?)
+}
+
 /// See [`BLOCKED_KEYS`].
 pub(super) fn blocked_keys(conn: &Connection) -> Result<Vec<BlockedKey>, Failure> {
     let mut stmt = conn.prepare_cached(BLOCKED_KEYS)?;
@@ -78,7 +140,7 @@ pub(super) fn skip_blocked(tx: &Transaction<'_>, delivery_id: i64) -> Result<(),
         ))
         .into());
     }
-    Ok(())
+    let_next_go_after(tx, delivery_id)
 }
 
 /// See [`ORDERED_ROUTES`].

@@ -8,6 +8,7 @@ use rusqlite::{params, Transaction};
 use super::dedupe::{EventIds, SharedIds};
 use super::error::Failure;
 use super::millis::now_ms;
+use super::order::{keys_blocked_by_event, let_next_go};
 use super::writer::Writer;
 use crate::store::{PruneStats, StoreError};
 
@@ -62,6 +63,7 @@ fn prune_step(
         })?
         .collect::<Result<_, _>>()?;
     for (seq, id) in &doomed {
+        let blocked = keys_blocked_by_event(tx, *seq)?;
         tx.execute(
             "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_seq = ?1)",
             [seq],
@@ -69,6 +71,9 @@ fn prune_step(
         tx.execute("DELETE FROM deliveries WHERE event_seq = ?1", [seq])?;
         tx.execute("DELETE FROM events WHERE seq = ?1", [seq])?;
         ids.remove(tx, id, *seq)?;
+        for (route, key) in blocked {
+            let_next_go(tx, &route, &key)?;
+        }
     }
     // The activity counts go with the ids: a minute before the window counts only pruned events.
     tx.prepare_cached("DELETE FROM event_minutes WHERE minute <= ?1")?

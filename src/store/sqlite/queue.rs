@@ -12,9 +12,11 @@ use super::schema::{earlier_open, open_delivery};
 use crate::store::Claimed;
 
 /// Due deliveries of a handler, oldest first: what a claim takes. One of an ordered route is
-/// due only when it heads its key (see [`crate::store::order`]).
+/// due only when it heads its key (see [`crate::store::order`]); those [held back](super::order)
+/// behind their key's head are outside the range of `deliveries_open` it reads.
 pub(super) const SELECT_DUE: &str = concat!(
-    "SELECT id FROM deliveries d WHERE state = 'pending' AND handler = ?1 AND due_at <= ?2 AND ",
+    "SELECT id FROM deliveries d
+     WHERE state = 'pending' AND handler = ?1 AND held = 0 AND due_at <= ?2 AND ",
     open_delivery!(),
     " AND (d.order_key IS NULL OR NOT EXISTS (",
     earlier_open!(),

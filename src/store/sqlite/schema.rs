@@ -53,15 +53,17 @@ macro_rules! events_columns {
 }
 
 /// The version [`apply`] brings an inbox to.
-pub(super) const VERSION: i64 = 5;
+pub(super) const VERSION: i64 = 6;
 
 /// The tables. `user_version` 2 replaced the full index `deliveries_due` by `deliveries_open`;
 /// 3 added the `success_*` columns of `deliveries` (see [`super::attempts::finish`]), which
 /// [`add_success_columns`] adds to an older inbox; 4 moved the ids of events out of a `UNIQUE`
 /// index on `events.id` into `event_ids` and `event_ids_new`, which [`move_ids_out_of_events`]
 /// does for an older inbox; 5 added what ordered routes keep ([`ORDERED`]), which
-/// [`add_order_columns`] adds to an older inbox. What the inspector reads comes on top
-/// ([`INSPECTOR`]), added to an older inbox by [`apply`] whatever its version.
+/// [`add_order_columns`] adds to an older inbox; 6 added `held` and put it in
+/// `deliveries_open` ([`QUEUE`]), which [`add_held_column`] does for an older inbox. What the
+/// inspector reads comes on top ([`INSPECTOR`]), added to an older inbox by [`apply`] whatever
+/// its version.
 pub(super) const SCHEMA: &str = concat!(
     "
 CREATE TABLE IF NOT EXISTS events ",
@@ -93,13 +95,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     success_http_status INTEGER,
     order_key    TEXT,
     order_blocks INTEGER NOT NULL DEFAULT 0,
+    held         INTEGER NOT NULL DEFAULT 0,
     UNIQUE (event_seq, route)
 );
 DROP INDEX IF EXISTS deliveries_due;
-CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state, handler, due_at)
-    WHERE ",
-    open_delivery!(),
-    ";
 CREATE TABLE IF NOT EXISTS attempts (
     id          INTEGER PRIMARY KEY,
     delivery_id INTEGER NOT NULL,
@@ -138,6 +137,17 @@ CREATE TABLE IF NOT EXISTS event_minutes (
 ) WITHOUT ROWID;
 ";
 
+/// The work queue's index: the open deliveries by state, handler, whether they are held back
+/// (`held`, see [`crate::store::order`]) and when they are due. A claim reads the pending ones
+/// of its handler that are not held, oldest first, as one range of it: however many
+/// deliveries wait behind the head of an ordered key, a claim never walks them.
+pub(super) const QUEUE: &str = concat!(
+    "CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries(state, handler, held, due_at)
+    WHERE ",
+    open_delivery!(),
+    ";"
+);
+
 /// What ordered routes read (docs/ordering.md): the open deliveries that hold a key, by route,
 /// key and event, so that a claim finds whether an earlier one of its key is open in one index
 /// probe. Delivered ones stay out of it, as they stay out of `deliveries_open`, and so do
@@ -156,6 +166,8 @@ pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
     add_success_columns(conn)?;
     add_order_columns(conn)?;
     conn.execute_batch(ORDERED)?;
+    add_held_column(conn)?;
+    conn.execute_batch(QUEUE)?;
     add_inspector_columns(conn)?;
     move_ids_out_of_events(conn)?;
     // After the rebuild of `events` above, which drops its indexes.
@@ -251,6 +263,23 @@ fn add_order_columns(conn: &Connection) -> rusqlite::Result<()> {
             "ALTER TABLE deliveries ADD COLUMN order_key TEXT;
              ALTER TABLE deliveries ADD COLUMN order_blocks INTEGER NOT NULL DEFAULT 0;",
         )?;
+    }
+    Ok(())
+}
+
+/// Adds `held` to a `deliveries` table created before it existed, holds back the pending
+/// deliveries of ordered keys that do not head their key, and drops the `deliveries_open` made
+/// without `held`, for [`QUEUE`] to make again.
+fn add_held_column(conn: &Connection) -> rusqlite::Result<()> {
+    if !has_column(conn, "deliveries", "held")? {
+        conn.execute_batch(concat!(
+            "ALTER TABLE deliveries ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+             DROP INDEX IF EXISTS deliveries_open;
+             UPDATE deliveries AS d SET held = 1
+             WHERE d.state = 'pending' AND d.order_key IS NOT NULL AND EXISTS (",
+            earlier_open!(),
+            ");"
+        ))?;
     }
     Ok(())
 }

@@ -17,8 +17,12 @@ use super::rows::DELIVERY_SELECT;
 use super::schema::{self, SCHEMA};
 use super::{checkpoint, open_connection, SqliteStore, Synchronous};
 use crate::envelope::Envelope;
-use crate::store::conformance::{attempt, attempt_once, event, outcomes, route, to, Fixture};
-use crate::store::{DeliveryStart, InsertOutcome, NextStep, Store, SuccessRecord};
+use crate::store::conformance::{
+    attempt, attempt_once, event, outcomes, route, stored, to, Fixture,
+};
+use crate::store::{
+    DeliveryStart, InsertOutcome, NewDelivery, NextStep, OrderKey, Store, SuccessRecord,
+};
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, Synchronous::Full, 0).unwrap()
@@ -103,6 +107,86 @@ fn ordered_queries_use_their_index() {
             "{sql}\n{plan:?}"
         );
     }
+}
+
+/// A pending delivery of route `r` to handler `h` holding key `key`.
+fn keyed(key: &str) -> Vec<NewDelivery> {
+    let mut delivery = route("r", "h", DeliveryStart::Pending);
+    delivery.order = Some(OrderKey {
+        key: key.into(),
+        blocks: true,
+    });
+    vec![delivery]
+}
+
+/// The ids of the deliveries in `dir`'s inbox that are held back behind their key's head.
+fn held(dir: &Path) -> Vec<i64> {
+    let conn = open_connection(&SqliteStore::db_path(dir)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id FROM deliveries WHERE held ORDER BY id")
+        .unwrap();
+    let ids = stmt.query_map([], |r| r.get(0)).unwrap();
+    ids.collect::<Result<_, _>>().unwrap()
+}
+
+/// Deliveries written behind an open one of their key are held back, out of the claim's
+/// range, and let go one at a time as each head is done.
+#[tokio::test]
+async fn deliveries_behind_the_head_of_their_key_are_held_until_it_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let e = event(&format!("m{n}"), TimeDelta::zero());
+        ids.push(stored(store.insert(&e, keyed("a")).await.unwrap())[0]);
+    }
+    let other = event("other", TimeDelta::zero());
+    store.insert(&other, keyed("b")).await.unwrap();
+    assert_eq!(held(dir.path()), ids[1..].to_vec());
+    for n in 0..4 {
+        let claimed = store.claim("h", 10, Duration::from_secs(60)).await.unwrap();
+        assert!(claimed.iter().any(|c| c.delivery_id == ids[n]), "{n}");
+        assert_eq!(held(dir.path()), ids[n + 1..].to_vec());
+        let done = attempt(200, None);
+        store
+            .finish(ids[n], done, NextStep::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(held(dir.path()), ids[(n + 2).min(4)..].to_vec(), "{n}");
+    }
+}
+
+/// An inbox of version 5 gets `held` in its queue index, and its deliveries waiting behind
+/// the head of their key are held back.
+#[tokio::test]
+async fn opening_an_inbox_without_held_holds_back_what_waits_behind_a_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    {
+        let store = open(dir.path());
+        for n in 0..3 {
+            let e = event(&format!("m{n}"), TimeDelta::zero());
+            ids.push(stored(store.insert(&e, keyed("a")).await.unwrap())[0]);
+        }
+    }
+    let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
+    conn.execute_batch(
+        "DROP INDEX deliveries_open;
+         ALTER TABLE deliveries DROP COLUMN held;
+         CREATE INDEX deliveries_open ON deliveries(state, handler, due_at)
+             WHERE state <> 'delivered';
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = open(dir.path());
+    assert_eq!(held(dir.path()), ids[1..].to_vec());
+    let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
+    let plan = plan(&conn, SELECT_DUE);
+    assert!(plan.iter().any(|s| s.contains("held=?")), "{plan:?}");
+    let claimed = store.claim("h", 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].delivery_id, ids[0]);
 }
 
 /// An inbox in `dir` holding `events` (each with one delivery to `h`), then rewritten by

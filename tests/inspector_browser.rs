@@ -121,11 +121,22 @@ impl Browser {
         .await
     }
 
-    /// Logs in through the login form the browser is on.
+    /// Logs in through the login form the browser is on; returns once the browser has left the
+    /// login page (a submit can return before the navigation it starts has happened).
     async fn log_in(&self) {
         let form = self.client.form(Locator::Css("form")).await.unwrap();
         form.set_by_name("token", ADMIN_TOKEN).await.unwrap();
         form.submit().await.unwrap();
+        self.wait_for_path(|path| !path.starts_with("/login")).await;
+    }
+
+    /// Waits until the page's path and query satisfy `wanted`; returns them.
+    async fn wait_for_path(&self, wanted: impl Fn(&str) -> bool) -> String {
+        eventually(PATIENCE, || async {
+            let path = self.path().await;
+            wanted(&path).then_some(path)
+        })
+        .await
     }
 
     /// Clicks the element that `css` selects.
@@ -242,8 +253,10 @@ async fn an_operator_logs_in_sees_new_events_arrive_filters_and_opens_one() {
     let source = browser.client.find(Locator::Id("source")).await.unwrap();
     source.select_by_value("livedesk").await.unwrap();
     form.submit().await.unwrap();
+    browser
+        .wait_for_path(|path| path.contains("source=livedesk"))
+        .await;
     let text = browser.wait_for_text(third["id"].as_str().unwrap()).await;
-    assert!(browser.path().await.contains("source=livedesk"));
     assert!(
         !text.contains(first["id"].as_str().unwrap())
             && !text.contains(second["id"].as_str().unwrap()),
@@ -492,6 +505,9 @@ async fn pages_without_a_session_go_to_login_and_a_cross_site_form_replays_nothi
 
     // Logging out ends the session.
     browser.click("form.logout button").await;
+    browser
+        .wait_for_path(|path| path.starts_with("/login"))
+        .await;
     browser.open(admin, "/events").await;
     assert!(browser.path().await.starts_with("/login"));
     browser.close().await;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use deadpool_postgres::Object;
 
 use super::error::Failure;
+use super::order;
 use super::pool::{bounded, Connection, Db};
 use super::schema::PRUNE_LOCK;
 use crate::store::{PruneStats, StoreError};
@@ -83,23 +84,46 @@ async fn pass(
 
 /// One step: deletes up to a chunk of finished events received longer than `keep_ids` ago
 /// (their deliveries and attempts go with them), and drops the bodies of up to a chunk received
-/// longer than `keep_bodies` ago.
+/// longer than `keep_bodies` ago. Deleting a dead letter that blocks its key lets the next
+/// delivery of the key go, under the key's lock, in the same transaction (see [`order`]).
 async fn step(
-    conn: &Connection,
+    conn: &mut Connection,
     keep_ids: Duration,
     keep_bodies: Duration,
 ) -> Result<PruneStats, Failure> {
-    let deleted = conn
-        .execute(
+    let tx = conn.transaction().await?;
+    let row = tx
+        .query_one(
             &format!(
-                "DELETE FROM events WHERE seq IN (
+                "WITH doomed AS (
                      SELECT seq FROM events e
                      WHERE received_at < now() - make_interval(secs => $1) AND {FINISHED}
-                     LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                     LIMIT $2 FOR UPDATE SKIP LOCKED
+                 ), blocked AS (
+                     SELECT DISTINCT route, order_key FROM deliveries
+                     WHERE event_seq IN (SELECT seq FROM doomed)
+                       AND state = 'dead' AND order_blocks AND order_key IS NOT NULL
+                 ), gone AS (
+                     DELETE FROM events WHERE seq IN (SELECT seq FROM doomed) RETURNING seq
+                 )
+                 SELECT (SELECT count(*) FROM gone),
+                        (SELECT coalesce(array_agg(route), '{{}}') FROM blocked),
+                        (SELECT coalesce(array_agg(order_key), '{{}}') FROM blocked)"
             ),
             &[&keep_ids.as_secs_f64(), &PRUNE_CHUNK],
         )
         .await?;
+    let deleted: i64 = row.try_get(0)?;
+    let routes: Vec<String> = row.try_get(1)?;
+    let keys: Vec<String> = row.try_get(2)?;
+    let blocked: Vec<(String, String)> = routes.into_iter().zip(keys).collect();
+    if !blocked.is_empty() {
+        order::lock_keys(&tx, &blocked).await?;
+        for (route, key) in &blocked {
+            order::let_next_go(&tx, route, key).await?;
+        }
+    }
+    tx.commit().await?;
     let stripped = conn
         .execute(
             &format!(
@@ -113,7 +137,7 @@ async fn step(
         )
         .await?;
     Ok(PruneStats {
-        events_deleted: deleted,
+        events_deleted: deleted.max(0) as u64,
         bodies_dropped: stripped,
     })
 }

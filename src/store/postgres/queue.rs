@@ -17,11 +17,13 @@ use crate::store::Claimed;
 /// with their events, longest due first. One of an ordered route is due only when no earlier
 /// delivery of its route and key is open (see [`crate::store::order`]): whatever snapshot a
 /// replica's claim reads, that earlier one is in it as pending, in flight or dead until it is
-/// done, so two replicas never run two deliveries of one key at once.
+/// done, so two replicas never run two deliveries of one key at once. Those held back behind
+/// their key's head (`held`, see [`super::order`]) are outside `deliveries_ready`, which the
+/// claim reads, so a long queue behind one key is never walked.
 const CLAIM: &str = "
 WITH due AS (
     SELECT id FROM deliveries d
-    WHERE state = 'pending' AND handler = $1 AND due_at <= now()
+    WHERE state = 'pending' AND NOT held AND handler = $1 AND due_at <= now()
       AND (d.order_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM deliveries p
           WHERE p.route = d.route AND p.order_key = d.order_key AND p.event_seq < d.event_seq

@@ -38,6 +38,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "ordered routes: the key each delivery holds",
         sql: include_str!("migrations/0003_ordered.sql"),
     },
+    Migration {
+        version: 4,
+        name: "ordered routes: deliveries held back behind the head of their key",
+        sql: include_str!("migrations/0004_held.sql"),
+    },
 ];
 
 /// The advisory lock held while migrating ("hook" "line" "migr" in ASCII); advisory locks are

@@ -22,6 +22,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::error::Failure;
+use super::order;
 use super::pool::{Connection, Db};
 use crate::envelope::Envelope;
 use crate::store::{DeliveryStart, InsertOutcome, NewDelivery, StoreError};
@@ -35,7 +36,9 @@ const BATCHES_IN_FLIGHT: usize = 4;
 /// Inserts that may wait for the writer before intake waits too (bounded memory).
 const QUEUE_DEPTH: usize = 8192;
 
-/// Events and their deliveries, written by one statement and committed by it.
+/// Events and their deliveries, written by one statement and committed by it. A pending
+/// delivery of an ordered route is `held` when an open delivery of its key is stored already
+/// or comes earlier in the same statement (which its own snapshot does not show).
 const INSERT: &str = "
 WITH new_events AS (
     INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at,
@@ -57,10 +60,18 @@ WITH new_events AS (
 ), new_deliveries AS (
     INSERT INTO deliveries (event_seq, route, handler, state, attempts, due_at, lease_until,
                             since, success_started_at, success_duration_ms, order_key,
-                            order_blocks)
+                            order_blocks, held)
     SELECT e.seq, d.route, d.handler, d.state, d.attempts, now(),
            now() + make_interval(secs => d.lease_secs), now(),
-           d.success_started_at, d.success_duration_ms, d.order_key, d.order_blocks
+           d.success_started_at, d.success_duration_ms, d.order_key, d.order_blocks,
+           CASE WHEN d.order_key IS NULL OR d.state <> 'pending' THEN false
+                ELSE count(*) OVER (PARTITION BY d.route, d.order_key ORDER BY e.seq
+                                    ROWS UNBOUNDED PRECEDING) > 1
+                     OR EXISTS (
+                         SELECT 1 FROM deliveries p
+                         WHERE p.route = d.route AND p.order_key = d.order_key
+                           AND p.state <> 'delivered' AND (p.state <> 'dead' OR p.order_blocks))
+           END
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int4[],
                 $14::float8[], $15::timestamptz[], $16::int8[], $19::text[], $20::bool[])
          AS d (event_id, route, handler, state, attempts, lease_secs,
@@ -217,11 +228,27 @@ fn answer(
 }
 
 /// Writes the events and their deliveries with [`INSERT`]; an event the database already
-/// holds is a duplicate.
-async fn insert_events(conn: &Connection, jobs: &[&Job]) -> Result<Vec<InsertOutcome>, Failure> {
+/// holds is a duplicate. Deliveries of ordered routes are written in a transaction that first
+/// takes their keys' locks, so that whether each is held is read after any finish of its key
+/// committed (see [`order`]).
+async fn insert_events(
+    conn: &mut Connection,
+    jobs: &[&Job],
+) -> Result<Vec<InsertOutcome>, Failure> {
     let columns = Columns::of(jobs);
-    let statement = conn.prepare_cached(INSERT).await?;
-    let rows = conn.query(&statement, &columns.params()).await?;
+    let rows = if columns.order_keys.iter().any(Option::is_some) {
+        let tx = conn.transaction().await?;
+        let lock = tx.prepare_cached(order::LOCK_KEYS).await?;
+        tx.execute(&lock, &[&columns.routes, &columns.order_keys])
+            .await?;
+        let statement = tx.prepare_cached(INSERT).await?;
+        let rows = tx.query(&statement, &columns.params()).await?;
+        tx.commit().await?;
+        rows
+    } else {
+        let statement = conn.prepare_cached(INSERT).await?;
+        conn.query(&statement, &columns.params()).await?
+    };
     let mut seqs: HashMap<String, i64> = HashMap::with_capacity(jobs.len());
     let mut delivery_ids: HashMap<(i64, String), i64> = HashMap::new();
     for row in rows {

@@ -45,6 +45,7 @@ mod conformance {
 mod connections;
 mod faults;
 mod migrations;
+mod order;
 mod replicas;
 
 /// A store on a new database of the shared cluster, and that database's URL.

@@ -181,6 +181,73 @@ async fn cli_lists_shows_and_replays() {
     server.wait().await;
 }
 
+/// A contact's first event dies on an ordered route and blocks the contact's key; `hookline
+/// blocked list` shows the key with the dead letter that heads it, and `hookline blocked skip`
+/// lets the contact's next event go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lists_and_skips_blocked_keys() {
+    let sink = Sink::start().await;
+    sink.answer(400);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.handlers.insert("sink".into(), forward_to(&sink, 4));
+    let mut route = RouteConfig::everything("sink");
+    route.order_by = Some("contact".into());
+    config.routes = vec![route];
+    let server = start(config).await;
+    let client = reqwest::Client::new();
+    let body = fixture("chatbrick/contact.connection.connected.store_and_staff.json");
+    let (_, first) = send_chatbrick(&client, server.public_addr(), "msg_first", &body).await;
+    let admin = server.admin_addr();
+    // The key listed once its head is dead, then with the second event waiting behind it.
+    let blocked_with = |waiting: u64| async move {
+        eventually(Duration::from_secs(10), || async move {
+            let (ok, json, _) =
+                tokio::task::spawn_blocking(move || cli(admin, &["blocked", "list", "--json"]))
+                    .await
+                    .unwrap();
+            (ok && json["blocked"][0]["waiting"] == waiting).then_some(json)
+        })
+        .await
+    };
+    blocked_with(0).await;
+    let (_, second) = send_chatbrick(&client, server.public_addr(), "msg_second", &body).await;
+    let listed = blocked_with(1).await;
+    assert_eq!(listed["blocked"].as_array().unwrap().len(), 1, "{listed}");
+    let key = &listed["blocked"][0];
+    assert_eq!(key["route"], "sink");
+    assert_eq!(key["event_id"], first["id"]);
+    let head = key["head"].as_i64().unwrap().to_string();
+
+    let table = cli_text(admin, &["blocked", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ROUTE "), "{table}");
+    assert!(lines[0].ends_with("WAITING  EVENT"), "{table}");
+    assert!(lines[1].starts_with("sink "), "{table}");
+    assert!(lines[1].ends_with(first["id"].as_str().unwrap()), "{table}");
+
+    sink.answer(200);
+    let skipped = cli_text(admin, &["blocked", "skip", &head]);
+    assert_eq!(
+        skipped.trim(),
+        format!("skipped dead letter {head}: the next delivery of its key goes")
+    );
+    let received = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        received[0].headers["webhook-id"],
+        second["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        cli_text(admin, &["blocked", "list"]).trim(),
+        "no blocked keys"
+    );
+    let (ok, _, stderr) = cli(admin, &["blocked", "skip", &head]);
+    assert!(!ok);
+    assert!(stderr.contains("404"), "{stderr}");
+    server.shutdown();
+    server.wait().await;
+}
+
 /// The CLI's run against the server's admin listener.
 fn cli_output(admin: std::net::SocketAddr, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_hookline"))

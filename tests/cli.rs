@@ -116,7 +116,7 @@ fn every_commands_help_lists_the_variables_it_reads_and_points_to_the_readme() {
         .filter(|name| name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
         .collect();
     assert!(config_vars.len() > 15, "{config_vars:?}");
-    let commands: [(&[&str], &[&str]); 13] = [
+    let commands: [(&[&str], &[&str]); 15] = [
         (&["serve"], &[]),
         (&["check-config"], &[]),
         (&["healthcheck"], &["HOOKLINE_LISTEN", "HOOKLINE_BASE_PATH"]),
@@ -135,6 +135,11 @@ fn every_commands_help_lists_the_variables_it_reads_and_points_to_the_readme() {
         (&["replay", "delivery"], &["HOOKLINE_ADMIN_TOKEN"]),
         (&["replay", "event"], &["HOOKLINE_ADMIN_TOKEN"]),
         (&["replay", "dead"], &["HOOKLINE_ADMIN_TOKEN"]),
+        (
+            &["blocked", "list"],
+            &["HOOKLINE_ADMIN_LISTEN", "HOOKLINE_ADMIN_TOKEN"],
+        ),
+        (&["blocked", "skip"], &["HOOKLINE_ADMIN_TOKEN"]),
         (
             &["send", "chatbrick"],
             &["HOOKLINE_SEND_SECRET", "HOOKLINE_CHATBRICK_SECRET"],

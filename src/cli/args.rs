@@ -205,6 +205,10 @@ pub(super) enum Configured {
     /// Replay deliveries (talks to the running server's admin API).
     #[command(subcommand)]
     Replay(ReplayCommand),
+    /// List or skip the keys of ordered routes that a dead letter holds back (talks to the
+    /// running server's admin API).
+    #[command(subcommand)]
+    Blocked(BlockedCommand),
     /// Send a webhook the way a provider would, to test a deployment.
     #[command(subcommand)]
     Send(SendCommand),
@@ -280,6 +284,26 @@ pub(super) enum ReplayCommand {
     /// Replay every dead letter matching the filter.
     #[command(after_help = admin_help())]
     Dead(FilterArgs),
+}
+
+/// `hookline blocked …`.
+#[derive(Debug, Subcommand)]
+pub(super) enum BlockedCommand {
+    /// List the blocked keys, oldest first, with the dead letter that heads each and how many
+    /// deliveries wait behind it, as a table (`--json` for scripts).
+    #[command(after_help = admin_help())]
+    List {
+        /// Print the admin API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a blocked key go on without its dead letter: the next delivery of the key goes now,
+    /// and the dead letter stays, replayable (out of order).
+    #[command(after_help = admin_help())]
+    Skip {
+        /// The dead letter's delivery id (HEAD in `hookline blocked list`).
+        delivery: i64,
+    },
 }
 
 /// `hookline send …`.

@@ -1,11 +1,12 @@
-//! `hookline events …` and `hookline replay …`: calls to the running server's admin API, printed
-//! for a person (tables, one line per replay) or, with `--json`, as the API answered.
+//! `hookline events …`, `hookline replay …` and `hookline blocked …`: calls to the running
+//! server's admin API, printed for a person (tables, one line per replay or skip) or, with
+//! `--json`, as the API answered.
 
 use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::args::{EventsCommand, FilterArgs, ReplayCommand};
+use super::args::{BlockedCommand, EventsCommand, FilterArgs, ReplayCommand};
 use crate::admin_client::AdminClient;
 use crate::config::Config;
 
@@ -45,6 +46,23 @@ pub(super) async fn replay(config: &Config, command: ReplayCommand) -> ExitCode 
         let n = v["replayed"].as_u64().unwrap_or(0);
         format!("replayed {n} deliver{}", if n == 1 { "y" } else { "ies" })
     })
+}
+
+/// `hookline blocked list|skip`.
+pub(super) async fn blocked(config: &Config, command: BlockedCommand) -> ExitCode {
+    match command {
+        BlockedCommand::List { json } => {
+            let answer = call(config, false, "/api/blocked", &[]).await;
+            print(answer, json, |v| blocked_table(&v["blocked"]))
+        }
+        BlockedCommand::Skip { delivery } => {
+            let path = format!("/api/blocked/{delivery}/skip");
+            let answer = call(config, true, &path, &[]).await;
+            print(answer, false, |_| {
+                format!("skipped dead letter {delivery}: the next delivery of its key goes")
+            })
+        }
+    }
 }
 
 /// GET `path` with the filter's query.
@@ -131,6 +149,27 @@ fn dead_letters_table(dead: &Value) -> String {
         "EVENT",
         "LAST ERROR",
     ];
+    table(&headers, rows)
+}
+
+/// The blocked keys of a listing, one per line.
+fn blocked_table(blocked: &Value) -> String {
+    let rows: Vec<Vec<String>> = items(blocked)
+        .map(|b| {
+            vec![
+                text(&b["route"]),
+                shorten(&text(&b["key"]), 40),
+                text(&b["head"]),
+                time(&b["since"]),
+                text(&b["waiting"]),
+                text(&b["event_id"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no blocked keys".into();
+    }
+    let headers = ["ROUTE", "KEY", "HEAD", "SINCE", "WAITING", "EVENT"];
     table(&headers, rows)
 }
 

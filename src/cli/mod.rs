@@ -57,6 +57,7 @@ async fn run(command: Configured, config: Config) -> ExitCode {
         }
         Configured::Events(command) => inspect::events(&config, command).await,
         Configured::Replay(command) => inspect::replay(&config, command).await,
+        Configured::Blocked(command) => inspect::blocked(&config, command).await,
         Configured::Send(command) => send::send(&config, command).await,
         Configured::Backup { file } => inbox::backup(&config, &file),
         Configured::Restore { file } => inbox::restore(&config, &file),

@@ -370,6 +370,69 @@ async fn a_dead_delivery_is_replayed_from_the_dead_letters_page_and_delivered() 
     server.wait().await;
 }
 
+/// A conversation on an ordered route whose first message dies is listed under "Blocked keys"
+/// with its second message waiting; the Skip button lets the second go, and the first stays a
+/// dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_conversation_is_skipped_from_the_dead_letters_page() {
+    let _one = ONE_BROWSER.lock().await;
+    let sink = Sink::start().await;
+    sink.answer(400);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_with_token(dir.path());
+    config.handlers.insert("crm".into(), forward_to(&sink, 2));
+    let mut route = RouteConfig::everything("crm");
+    route.order_by = Some("conversation".into());
+    config.routes = vec![route];
+    let server = start(config).await;
+    let (admin, public) = (server.admin_addr(), server.public_addr());
+    let http = reqwest::Client::new();
+    send_livedesk(&http, public, "blk-1", &livedesk_message("Ann", "first", 5)).await;
+    let browser = Browser::start().await;
+    browser.open(admin, "/dead-letters").await;
+    browser.log_in().await;
+    let waiting = |n: &'static str| {
+        let browser = &browser;
+        async move {
+            eventually(PATIENCE, || async {
+                browser.client.refresh().await.unwrap();
+                let cell = browser
+                    .client
+                    .find(Locator::Css("table.blocked tbody td:nth-child(5)"))
+                    .await
+                    .ok()?;
+                (cell.text().await.ok()? == n).then_some(())
+            })
+            .await
+        }
+    };
+    waiting("0").await;
+    sink.answer(200);
+    send_livedesk(
+        &http,
+        public,
+        "blk-2",
+        &livedesk_message("Ann", "second", 5),
+    )
+    .await;
+    waiting("1").await;
+    browser.screenshot("blocked-key").await;
+    assert!(sink.received().is_empty(), "the second waits for the skip");
+
+    browser.click("table.blocked button").await;
+    let text = eventually(PATIENCE, || async {
+        let text = browser.text().await;
+        (!text.is_empty() && !text.contains("Blocked keys")).then_some(text)
+    })
+    .await;
+    assert!(text.contains("1 dead letter"), "the head stays: {text}");
+    let received = sink.wait_for(1, PATIENCE).await;
+    assert!(String::from_utf8_lossy(&received[0].body).contains("second"));
+    browser.close().await;
+    server.shutdown();
+    server.wait().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_in_a_contact_name_and_a_message_is_shown_as_text_and_runs_nothing() {
     let _one = ONE_BROWSER.lock().await;

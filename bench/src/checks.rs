@@ -74,6 +74,15 @@ impl Report {
                 growth <= 16.0,
             ));
         }
+        if let Some(o) = &self.ordering {
+            let ratio = o.ratio_ordered_to_unordered;
+            checks.push(check(
+                "ordered (1000 keys) / unordered",
+                "≥ 0.8 × unordered",
+                ratio,
+                ratio >= 0.8,
+            ));
+        }
         if let Some(o) = &self.overload {
             let wrong = o.unexpected as f64;
             checks.push(check(

@@ -318,7 +318,7 @@ async fn run(args: Args, cpus: usize, pin: bool) -> Result<Report, String> {
     }
     if args.ordering_events > 0 {
         progress("ordering: ordered and unordered routes draining a stored backlog, in turn");
-        ordering::run(&ctx, args.ordering_events, args.rounds).await?;
+        report.ordering = Some(ordering::run(&ctx, args.ordering_events, args.rounds).await?);
     }
     finish(report, args.out.as_deref())
 }

@@ -14,6 +14,7 @@ use crate::child::{self, ChildProc, Spawn};
 use crate::context::Context;
 use crate::load;
 use crate::requests::{chatbrick_head, Prepared};
+use crate::results::{OrderingResult, OrderingRound};
 use crate::servers::Sink;
 
 /// Time hookline has to stop after SIGTERM.
@@ -54,34 +55,49 @@ const MODES: [Mode; 3] = [
 ];
 
 /// Measures every mode `rounds` times in turn with `events` events each (a tenth for the hot
-/// key); prints each drain rate and, per round, the ordered route's share of the unordered one.
-pub async fn run(ctx: &Context, events: usize, rounds: usize) -> Result<(), String> {
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
+/// key); prints each drain rate as it goes and returns them all with the medians.
+pub async fn run(ctx: &Context, events: usize, rounds: usize) -> Result<OrderingResult, String> {
+    let mut measured = Vec::with_capacity(rounds);
     for round in 0..rounds {
-        for (i, mode) in MODES.iter().enumerate() {
-            let rate = measure(ctx, mode, events / mode.divisor, round).await?;
+        let mut rates = [0.0; 3];
+        for (rate, mode) in rates.iter_mut().zip(&MODES) {
+            *rate = measure(ctx, mode, events / mode.divisor, round).await?;
             eprintln!(
                 "hookline-bench: ordering round {round}: {}: {rate:.0} events/s",
                 mode.name
             );
-            rates[i].push(rate);
         }
-        let ratio = rates[1][round] / rates[0][round];
+        let [unordered, ordered, hot_key] = rates;
+        let ratio = if unordered > 0.0 {
+            round2(ordered / unordered)
+        } else {
+            0.0
+        };
         eprintln!("hookline-bench: ordering round {round}: ordered / unordered = {ratio:.2}");
+        measured.push(OrderingRound {
+            unordered: unordered.round(),
+            ordered: ordered.round(),
+            hot_key: hot_key.round(),
+            ratio,
+        });
     }
-    for (mode, rates) in MODES.iter().zip(&rates) {
-        eprintln!(
-            "hookline-bench: ordering: {}: median {:.0} events/s over {rounds} rounds",
-            mode.name,
-            median(rates)
-        );
-    }
-    Ok(())
+    Ok(OrderingResult {
+        events: events as u64,
+        hot_key_events: (events / MODES[2].divisor) as u64,
+        ratio_ordered_to_unordered: median(measured.iter().map(|r| r.ratio)),
+        hot_key_events_per_s: median(measured.iter().map(|r| r.hot_key)),
+        rounds: measured,
+    })
+}
+
+/// Two decimals, as the report keeps ratios.
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
 }
 
 /// The middle value (the mean of the two middle ones for an even count).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut sorted: Vec<f64> = values.collect();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
     match n {

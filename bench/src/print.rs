@@ -2,7 +2,8 @@
 
 use crate::disk::DiskFloor;
 use crate::results::{
-    Breakdown, DeliveryResult, OpenLoopResult, OverloadResult, RecoveryResult, Report, TargetResult,
+    Breakdown, DeliveryResult, OpenLoopResult, OrderingResult, OverloadResult, RecoveryResult,
+    Report, TargetResult,
 };
 
 impl Report {
@@ -72,6 +73,9 @@ impl Report {
         }
         if let Some(o) = &self.overload {
             print_overload(o);
+        }
+        if let Some(o) = &self.ordering {
+            print_ordering(o);
         }
         if !self.open_loop.is_empty() {
             print_open_loop(&self.open_loop);
@@ -177,6 +181,18 @@ fn print_hookline_extras(h: &TargetResult) {
             store.delivered_at_end, store.accepted_events
         );
     }
+}
+
+/// The ordering run's line: the medians over its rounds.
+fn print_ordering(o: &OrderingResult) {
+    println!(
+        "ordering: backlog of {} events, ordered (1000 keys) / unordered = {:.2} (median of {} rounds); one hot key drained {:.0} events/s with {} queued",
+        o.events,
+        o.ratio_ordered_to_unordered,
+        o.rounds.len(),
+        o.hot_key_events_per_s,
+        o.hot_key_events
+    );
 }
 
 /// The delivery run's lines.

@@ -13,8 +13,8 @@ use crate::requests::Ids;
 use crate::stats::{median_index, round};
 
 pub use run::{
-    CpuShares, DeliveryResult, Latency, MemorySeries, OpenLoopResult, OverloadResult,
-    RecoveryResult, RecoveryRound, StoreCounters, TargetResult,
+    CpuShares, DeliveryResult, Latency, MemorySeries, OpenLoopResult, OrderingResult,
+    OrderingRound, OverloadResult, RecoveryResult, RecoveryRound, StoreCounters, TargetResult,
 };
 
 /// The run's settings, recorded with the results.
@@ -104,6 +104,9 @@ pub struct Report {
     /// The crash-recovery run (`--recovery`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryResult>,
+    /// The ordering run (`--ordering-events`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<OrderingResult>,
     /// The targets.
     pub targets: Vec<TargetCheck>,
     /// Signs that the run was disturbed (another process competing for the CPUs) or limited by
@@ -252,6 +255,7 @@ impl Report {
             overload: None,
             open_loop: Vec::new(),
             recovery: None,
+            ordering: None,
             targets: Vec::new(),
             warnings: Vec::new(),
         }

@@ -187,6 +187,35 @@ impl MemorySeries {
     }
 }
 
+/// The ordering run (docs/ordering.md): a stored backlog drained through a route ordered by a
+/// body field with 1000 keys and with one, next to the same route unordered, in turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderingResult {
+    /// Events in the backlog of the unordered route and of the ordered one with 1000 keys.
+    pub events: u64,
+    /// Events in the backlog of the single hot key (a tenth: it is one at a time).
+    pub hot_key_events: u64,
+    /// Each round's drain rates.
+    pub rounds: Vec<OrderingRound>,
+    /// The median over rounds of the ordered route's rate divided by the unordered one's.
+    pub ratio_ordered_to_unordered: f64,
+    /// The median drain rate of the single hot key, events/s.
+    pub hot_key_events_per_s: f64,
+}
+
+/// One round of the ordering run: drain rates in events/s.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderingRound {
+    /// The route unordered.
+    pub unordered: f64,
+    /// The route ordered, 1000 keys.
+    pub ordered: f64,
+    /// The route ordered, one key.
+    pub hot_key: f64,
+    /// `ordered / unordered`.
+    pub ratio: f64,
+}
+
 /// The delivery run: a stored backlog forwarded to a local sink after a restart.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryResult {

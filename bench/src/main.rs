@@ -133,6 +133,7 @@ struct Args {
     overload_limit: usize,
     /// Measure the baseline and hookline this many times in turn and report the round with the
     /// median ratio (every round is in the JSON): one run's ratio moves with the machine's noise.
+    /// The ordering run takes as many rounds (with both skipped, only it does).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
     /// Instead of the other runs: fill an inbox with this many events and time the
@@ -427,8 +428,8 @@ fn context(args: &Args, pin: bool) -> Result<Context, String> {
     if args.connections == 0 || args.requests == 0 || args.rounds == 0 {
         return Err("--connections, --requests and --rounds must be at least 1".into());
     }
-    if args.rounds > 1 && (args.skip_baseline || args.skip_intake) {
-        return Err("--rounds compares the baseline with hookline: skip neither".into());
+    if args.rounds > 1 && args.skip_baseline != args.skip_intake {
+        return Err("--rounds compares the baseline with hookline: skip both or neither".into());
     }
     if !(0.0..=50.0).contains(&args.warmup_percent) {
         return Err("--warmup-percent must be between 0 and 50".into());

@@ -13,7 +13,7 @@
 //! saves it the walk. The store has one writer, so nothing comes between a head being done and
 //! the next one being let go.
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, Transaction};
 
 use super::error::Failure;
 use super::millis::from_ms;
@@ -73,16 +73,21 @@ pub(super) fn held_back(tx: &Transaction<'_>, route: &str, key: &str) -> Result<
 
 /// After delivery `delivery_id` is done, dead or skipped: lets the next delivery of its key go
 /// if it now heads the key. Nothing for an unordered delivery, or while its key has a head.
+/// One statement (the key is read in it), as it runs after every attempt.
 pub(super) fn let_next_go_after(tx: &Transaction<'_>, delivery_id: i64) -> Result<(), Failure> {
-    let key: Option<(String, Option<String>)> = tx
-        .prepare_cached("SELECT route, order_key FROM deliveries WHERE id = ?1")?
-        .query_row([delivery_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match key {
-        Some((route, Some(key))) => let_next_go(tx, &route, &key),
-        _ => Ok(()),
-    }
+    tx.prepare_cached(LET_NEXT_GO_AFTER)?
+        .execute([delivery_id])?;
+    Ok(())
 }
+
+/// See [`let_next_go_after`]: the first delivery of `?1`'s route and key that holds the key,
+/// found through `deliveries_ordered`, un-held if it is held.
+pub(super) const LET_NEXT_GO_AFTER: &str = "
+UPDATE deliveries SET held = 0 WHERE held AND id = (
+    SELECT n.id FROM deliveries d JOIN deliveries n
+        ON n.route = d.route AND n.order_key = d.order_key
+    WHERE d.id = ?1 AND n.state <> 'delivered' AND (n.state <> 'dead' OR n.order_blocks)
+    ORDER BY n.event_seq LIMIT 1)";
 
 /// Lets the first delivery of `route` and `key` that holds the key go, if it is held back.
 pub(super) fn let_next_go(tx: &Transaction<'_>, route: &str, key: &str) -> Result<(), Failure> {

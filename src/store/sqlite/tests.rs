@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 
 use super::filters::{status_clause, DEAD};
-use super::order::{BLOCKED_KEYS, ORDERED_ROUTES};
+use super::order::{BLOCKED_KEYS, LET_NEXT_GO_AFTER, ORDERED_ROUTES};
 use super::queue::{EXPEDITE, RELEASE_LEASES, SELECT_DUE};
 use super::reads::{COUNT_OPEN, OLDEST_WAITING};
 use super::rows::DELIVERY_SELECT;
@@ -100,7 +100,7 @@ fn ordered_queries_use_their_index() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
     let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
-    for sql in [SELECT_DUE, BLOCKED_KEYS, ORDERED_ROUTES] {
+    for sql in [SELECT_DUE, BLOCKED_KEYS, ORDERED_ROUTES, LET_NEXT_GO_AFTER] {
         let plan = plan(&conn, sql);
         assert!(
             plan.iter().any(|step| step.contains("deliveries_ordered")),

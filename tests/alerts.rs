@@ -1,7 +1,7 @@
 //! The alert rules of `deploy/prometheus/alerts.yml` watch what hookline really exposes. A real
 //! server is taken through every failure the rules are about (forged requests, a wrong token,
-//! overload, a dead letter, a delivery that keeps waiting, a full store and the unreadiness it
-//! brings), and its `/metrics` must then have every metric the rules name, and every series that
+//! overload, a dead letter and the ordered key it blocks, a delivery that keeps waiting, a full
+//! store and the unreadiness it brings), and its `/metrics` must then have every metric the rules name, and every series that
 //! the rules' unit tests (`alerts.test.yml`, run by `promtool test rules` in CI) feed in, with
 //! exactly those labels.
 
@@ -95,7 +95,8 @@ async fn the_rules_watch_what_hookline_exposes_after_real_failures() {
              [store]\nmax_size = 98304\n\
              [handlers.crm]\ntype = \"forward\"\nurl = {:?}\nsecret = {FORWARD_SECRET:?}\n\
              [handlers.archive]\ntype = \"forward\"\nurl = {nowhere:?}\nsecret = {FORWARD_SECRET:?}\n\
-             [[routes]]\nhandler = \"crm\"\n[[routes]]\nhandler = \"archive\"\n",
+             [[routes]]\nhandler = \"crm\"\n[[routes]]\nhandler = \"archive\"\n\
+             [[routes]]\nname = \"ordered\"\nhandler = \"crm\"\norder_by = \"data.store.id\"\n",
             sink.url()
         ),
     )
@@ -120,7 +121,8 @@ async fn the_rules_watch_what_hookline_exposes_after_real_failures() {
         401
     );
 
-    // One event: dead-lettered by `crm`, waiting (retried) at `archive`.
+    // One event: dead-lettered by `crm` on two routes (one ordered, whose key it then blocks),
+    // waiting (retried) at `archive`.
     assert_eq!(
         send_chatbrick(&client, public, "msg_alerts_1", &body)
             .await
@@ -137,7 +139,12 @@ async fn the_rules_watch_what_hookline_exposes_after_real_failures() {
     eventually(Duration::from_secs(20), || async {
         let text = scrape().await?;
         text.lines()
-            .any(|l| l == "hookline_deliveries{state=\"dead\"} 1")
+            .filter(|l| {
+                *l == "hookline_deliveries{state=\"dead\"} 2"
+                    || *l == "hookline_ordered_blocked_keys{route=\"ordered\"} 1"
+            })
+            .count()
+            .eq(&2)
             .then_some(())
     })
     .await;

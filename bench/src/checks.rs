@@ -2,6 +2,8 @@
 //! the warnings that a run was disturbed, and the failures that make the benchmark exit
 //! non-zero.
 
+use crate::postgres;
+use crate::requests::Ids;
 use crate::results::{
     ratio_of, DeliveryResult, OpenLoopResult, OverloadResult, Report, TargetCheck, TargetResult,
 };
@@ -72,6 +74,24 @@ impl Report {
                 "flat (≤ 16 MB)",
                 growth,
                 growth <= 16.0,
+            ));
+        }
+        let one_replica = postgres::name(1, Ids::Ordered);
+        let pg = self.postgres.iter().find(|t| t.name == one_replica);
+        if let (Some(pg), Some(sqlite)) = (pg, &self.hookline) {
+            let ratio = ratio_of(pg, sqlite).unwrap_or(0.0);
+            checks.push(check(
+                "PostgreSQL (1 replica) / SQLite",
+                "≥ 0.5 × SQLite durable",
+                ratio,
+                ratio >= 0.5,
+            ));
+            let p99_ms = pg.latency.p99_us as f64 / 1000.0;
+            checks.push(check(
+                "PostgreSQL p99 latency (ms)",
+                "≤ 10 ms",
+                p99_ms,
+                p99_ms <= 10.0,
             ));
         }
         if let Some(o) = &self.ordering {
@@ -409,5 +429,28 @@ mod tests {
         let failures = r.failures();
         assert_eq!(failures.len(), 1);
         assert!(failures[0].contains("3 measured requests failed"));
+    }
+
+    #[test]
+    fn postgres_runs_are_held_to_their_targets_and_their_failures_fail_the_run() {
+        let mut r = report(target("baseline", 1000.0, 0), target("hookline", 400.0, 0));
+        r.postgres = vec![
+            target(&postgres::name(1, Ids::Ordered), 240.0, 0),
+            target(&postgres::name(2, Ids::Ordered), 100.0, 2),
+        ];
+        r.complete();
+        let ratio = r
+            .targets
+            .iter()
+            .find(|c| c.name == "PostgreSQL (1 replica) / SQLite")
+            .unwrap();
+        assert!(ratio.met, "240 of 400: {ratio:?}");
+        assert!(r
+            .targets
+            .iter()
+            .any(|c| c.name == "PostgreSQL p99 latency (ms)"));
+        let failures = r.failures();
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].contains("hookline (PG, 2 repl): 2 measured requests failed"));
     }
 }

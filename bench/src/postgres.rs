@@ -47,8 +47,8 @@ pub async fn run(ctx: &Context) -> Result<Vec<TargetResult>, String> {
     Ok(results)
 }
 
-/// The name of a run in the table.
-fn name(replicas: usize, ids: Ids) -> String {
+/// The name of a run in the table (and in checks, which look the runs up by it).
+pub fn name(replicas: usize, ids: Ids) -> String {
     let ids = match ids {
         Ids::Ordered => "",
         Ids::Random => ", random",

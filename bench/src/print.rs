@@ -1,6 +1,7 @@
 //! The human output: a report as the table and the lines the benchmark prints on stdout.
 
 use crate::disk::DiskFloor;
+use crate::requests::Ids;
 use crate::results::{
     Breakdown, DeliveryResult, OpenLoopResult, OrderingResult, OverloadResult, RecoveryResult,
     Report, TargetResult,
@@ -127,8 +128,8 @@ fn print_postgres_ratios(report: &Report) {
     let by_name = |name: &str| report.postgres.iter().find(|t| t.name == name);
     let ratio = |a: &TargetResult, b: &TargetResult| a.requests_per_s / b.requests_per_s.max(1.0);
     for replicas in [1, 2] {
-        let ordered = by_name(&format!("hookline (PG, {replicas} repl)"));
-        let random = by_name(&format!("hookline (PG, {replicas} repl, random)"));
+        let ordered = by_name(&crate::postgres::name(replicas, Ids::Ordered));
+        let random = by_name(&crate::postgres::name(replicas, Ids::Random));
         if let (Some(pg), Some(sqlite)) = (ordered, &report.hookline) {
             println!(
                 "ratio PostgreSQL ({replicas} replica(s))/SQLite durable (req/s): {:.3}",

@@ -293,8 +293,16 @@ impl Report {
         self.rounds = rounds;
     }
 
-    /// Every measured target: those of all rounds, or the single run's.
+    /// Every measured target: those of all rounds, or the single run's, and the PostgreSQL
+    /// runs.
     pub fn measured(&self) -> Vec<&TargetResult> {
+        let mut targets = self.intake_measured();
+        targets.extend(&self.postgres);
+        targets
+    }
+
+    /// The intake runs' targets: those of all rounds, or the single run's.
+    fn intake_measured(&self) -> Vec<&TargetResult> {
         if self.rounds.is_empty() {
             let mut targets: Vec<&TargetResult> =
                 [&self.baseline, &self.hookline, &self.hookline_random_ids]

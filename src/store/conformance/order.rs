@@ -11,7 +11,7 @@ use crate::store::{DeliveryStart, NewDelivery, NextStep, OrderKey, Store, StoreE
 
 /// A delivery of route `route` to handler `h` holding `key` (unordered when `None`); a dead
 /// one blocks its key when `blocks`.
-fn keyed(route: &str, key: Option<&str>, blocks: bool) -> NewDelivery {
+pub fn keyed(route: &str, key: Option<&str>, blocks: bool) -> NewDelivery {
     NewDelivery {
         route: route.into(),
         handler: "h".into(),

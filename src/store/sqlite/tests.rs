@@ -17,12 +17,11 @@ use super::rows::DELIVERY_SELECT;
 use super::schema::{self, SCHEMA};
 use super::{checkpoint, open_connection, SqliteStore, Synchronous};
 use crate::envelope::Envelope;
+use crate::store::conformance::order::keyed;
 use crate::store::conformance::{
     attempt, attempt_once, event, outcomes, route, stored, to, Fixture,
 };
-use crate::store::{
-    DeliveryStart, InsertOutcome, NewDelivery, NextStep, OrderKey, Store, SuccessRecord,
-};
+use crate::store::{DeliveryStart, InsertOutcome, NextStep, Store, SuccessRecord};
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, Synchronous::Full, 0).unwrap()
@@ -109,14 +108,16 @@ fn ordered_queries_use_their_index() {
     }
 }
 
-/// A pending delivery of route `r` to handler `h` holding key `key`.
-fn keyed(key: &str) -> Vec<NewDelivery> {
-    let mut delivery = route("r", "h", DeliveryStart::Pending);
-    delivery.order = Some(OrderKey {
-        key: key.into(),
-        blocks: true,
-    });
-    vec![delivery]
+/// Stores `count` events, each with one delivery of route `r` holding `key`; returns their
+/// delivery ids.
+async fn insert_keyed(store: &SqliteStore, key: &str, count: usize) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let e = event(&format!("{key}{n}"), TimeDelta::zero());
+        let outcome = store.insert(&e, vec![keyed("r", Some(key), true)]).await;
+        ids.push(stored(outcome.unwrap())[0]);
+    }
+    ids
 }
 
 /// The ids of the deliveries in `dir`'s inbox that are held back behind their key's head.
@@ -135,13 +136,8 @@ fn held(dir: &Path) -> Vec<i64> {
 async fn deliveries_behind_the_head_of_their_key_are_held_until_it_is_done() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let mut ids = Vec::new();
-    for n in 0..4 {
-        let e = event(&format!("m{n}"), TimeDelta::zero());
-        ids.push(stored(store.insert(&e, keyed("a")).await.unwrap())[0]);
-    }
-    let other = event("other", TimeDelta::zero());
-    store.insert(&other, keyed("b")).await.unwrap();
+    let ids = insert_keyed(&store, "a", 4).await;
+    insert_keyed(&store, "b", 1).await;
     assert_eq!(held(dir.path()), ids[1..].to_vec());
     for n in 0..4 {
         let claimed = store.claim("h", 10, Duration::from_secs(60)).await.unwrap();
@@ -161,14 +157,7 @@ async fn deliveries_behind_the_head_of_their_key_are_held_until_it_is_done() {
 #[tokio::test]
 async fn opening_an_inbox_without_held_holds_back_what_waits_behind_a_head() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ids = Vec::new();
-    {
-        let store = open(dir.path());
-        for n in 0..3 {
-            let e = event(&format!("m{n}"), TimeDelta::zero());
-            ids.push(stored(store.insert(&e, keyed("a")).await.unwrap())[0]);
-        }
-    }
+    let ids = insert_keyed(&open(dir.path()), "a", 3).await;
     let conn = open_connection(&SqliteStore::db_path(dir.path())).unwrap();
     conn.execute_batch(
         "DROP INDEX deliveries_open;

@@ -8,18 +8,9 @@ use futures_util::future::join_all;
 
 use super::scratch::Cluster;
 use super::{open, open_fresh, DatabaseUrl, PostgresStore};
-use crate::store::conformance::{attempt, event, route, stored, LEASE};
-use crate::store::{DeliveryStart, NewDelivery, NextStep, OrderKey, Store};
-
-/// A pending delivery of route `r` to handler `h` holding key `key`.
-fn keyed(key: &str) -> Vec<NewDelivery> {
-    let mut delivery = route("r", "h", DeliveryStart::Pending);
-    delivery.order = Some(OrderKey {
-        key: key.into(),
-        blocks: true,
-    });
-    vec![delivery]
-}
+use crate::store::conformance::order::keyed;
+use crate::store::conformance::{attempt, event, stored, LEASE};
+use crate::store::{NextStep, Store};
 
 /// How many deliveries of `url`'s database are held back.
 fn held(url: &DatabaseUrl) -> i64 {
@@ -49,7 +40,13 @@ async fn deliveries_behind_the_head_of_their_key_are_held_in_a_batch_and_across_
         .map(|n| event(&format!("m{n:02}"), TimeDelta::zero()))
         .collect();
     // At once, so that the writer commits several in one statement.
-    for outcome in join_all(events.iter().map(|e| store.insert(e, keyed("a")))).await {
+    for outcome in join_all(
+        events
+            .iter()
+            .map(|e| store.insert(e, vec![keyed("r", Some("a"), true)])),
+    )
+    .await
+    {
         stored(outcome.unwrap());
     }
     assert_eq!(held(&url), 49, "all but the head of key a");
@@ -69,9 +66,12 @@ async fn a_key_keeps_flowing_while_two_replicas_finish_and_insert_it_at_once() {
     let (a, url) = open_fresh().await;
     let b = open(&url).await;
     stored(
-        a.insert(&event("m0", TimeDelta::zero()), keyed("a"))
-            .await
-            .unwrap(),
+        a.insert(
+            &event("m0", TimeDelta::zero()),
+            vec![keyed("r", Some("a"), true)],
+        )
+        .await
+        .unwrap(),
     );
     for round in 1..=150 {
         let claimed = b.claim("h", 10, LEASE).await.unwrap();
@@ -84,7 +84,7 @@ async fn a_key_keeps_flowing_while_two_replicas_finish_and_insert_it_at_once() {
         let next = event(&format!("m{round}"), TimeDelta::zero());
         let (finished, inserted) = tokio::join!(
             b.finish(head, attempt(200, None), NextStep::Delivered),
-            a.insert(&next, keyed("a"))
+            a.insert(&next, vec![keyed("r", Some("a"), true)])
         );
         finished.unwrap();
         stored(inserted.unwrap());
@@ -99,7 +99,12 @@ async fn migrating_from_version_3_holds_back_what_waits_behind_a_head() {
     let (store, url) = open_fresh().await;
     for n in 0..3 {
         let e = event(&format!("m{n}"), TimeDelta::zero());
-        stored(store.insert(&e, keyed("a")).await.unwrap());
+        stored(
+            store
+                .insert(&e, vec![keyed("r", Some("a"), true)])
+                .await
+                .unwrap(),
+        );
     }
     drop(store);
     let database = url.driver().get_dbname().unwrap();

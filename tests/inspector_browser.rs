@@ -130,6 +130,17 @@ impl Browser {
         self.wait_for_path(|path| !path.starts_with("/login")).await;
     }
 
+    /// Reloads the page until its text contains `wanted` (what a page shows changes only when
+    /// it is loaded again); returns that text.
+    async fn reload_until(&self, wanted: &str) -> String {
+        eventually(PATIENCE, || async {
+            self.client.refresh().await.unwrap();
+            let text = self.text().await;
+            text.contains(wanted).then_some(text)
+        })
+        .await
+    }
+
     /// Waits until the page's path and query satisfy `wanted`; returns them.
     async fn wait_for_path(&self, wanted: impl Fn(&str) -> bool) -> String {
         eventually(PATIENCE, || async {
@@ -175,6 +186,15 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// A sink that answers 400, so that every event dies at its first attempt, and a server with an
+/// admin token that forwards every event to it.
+async fn server_with_dead_letters(dir: &std::path::Path) -> (Sink, Server) {
+    let sink = Sink::start().await;
+    sink.answer(400);
+    let server = server_to(&sink, dir).await;
+    (sink, server)
 }
 
 /// A server that forwards every event to `sink`, with an admin token.
@@ -301,10 +321,8 @@ async fn an_operator_logs_in_sees_new_events_arrive_filters_and_opens_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_delivery_is_replayed_from_the_dead_letters_page_and_delivered() {
     let _one = ONE_BROWSER.lock().await;
-    let sink = Sink::start().await;
-    sink.answer(400);
     let dir = tempfile::tempdir().unwrap();
-    let server = server_to(&sink, dir.path()).await;
+    let (sink, server) = server_with_dead_letters(dir.path()).await;
     let admin = server.admin_addr();
     let http = reqwest::Client::new();
     let (_, one) = send_chatbrick(
@@ -324,12 +342,7 @@ async fn a_dead_delivery_is_replayed_from_the_dead_letters_page_and_delivered() 
     let browser = Browser::start().await;
     browser.open(admin, "/dead-letters").await;
     browser.log_in().await;
-    let text = eventually(PATIENCE, || async {
-        browser.client.refresh().await.unwrap();
-        let text = browser.text().await;
-        text.contains("2 dead letters").then_some(text)
-    })
-    .await;
+    let text = browser.reload_until("2 dead letters").await;
     assert!(text.contains("HTTP 400") || text.contains("400"), "{text}");
     browser.screenshot("dead-letters").await;
     sink.answer(200);
@@ -501,10 +514,8 @@ async fn foreign_site(admin: SocketAddr) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_without_a_session_go_to_login_and_a_cross_site_form_replays_nothing() {
     let _one = ONE_BROWSER.lock().await;
-    let sink = Sink::start().await;
-    sink.answer(400);
     let dir = tempfile::tempdir().unwrap();
-    let server = server_to(&sink, dir.path()).await;
+    let (sink, server) = server_with_dead_letters(dir.path()).await;
     let admin = server.admin_addr();
     let http = reqwest::Client::new();
     let (_, sent) = send_chatbrick(
@@ -538,11 +549,7 @@ async fn pages_without_a_session_go_to_login_and_a_cross_site_form_replays_nothi
     }
     browser.log_in().await;
     assert_eq!(browser.path().await, "/dead-letters");
-    eventually(PATIENCE, || async {
-        browser.client.refresh().await.unwrap();
-        browser.text().await.contains("1 dead letter").then_some(())
-    })
-    .await;
+    browser.reload_until("1 dead letter").await;
     sink.answer(200);
 
     // The operator, logged in, visits another site whose form posts to the inspector.

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Object;
+use deadpool_postgres::{Object, Transaction};
 
 use super::error::Failure;
 use super::order;
@@ -84,45 +84,14 @@ async fn pass(
 
 /// One step: deletes up to a chunk of finished events received longer than `keep_ids` ago
 /// (their deliveries and attempts go with them), and drops the bodies of up to a chunk received
-/// longer than `keep_bodies` ago. Deleting a dead letter that blocks its key lets the next
-/// delivery of the key go, under the key's lock, in the same transaction (see [`order`]).
+/// longer than `keep_bodies` ago.
 async fn step(
     conn: &mut Connection,
     keep_ids: Duration,
     keep_bodies: Duration,
 ) -> Result<PruneStats, Failure> {
     let tx = conn.transaction().await?;
-    let row = tx
-        .query_one(
-            &format!(
-                "WITH doomed AS (
-                     SELECT seq FROM events e
-                     WHERE received_at < now() - make_interval(secs => $1) AND {FINISHED}
-                     LIMIT $2 FOR UPDATE SKIP LOCKED
-                 ), blocked AS (
-                     SELECT DISTINCT route, order_key FROM deliveries
-                     WHERE event_seq IN (SELECT seq FROM doomed)
-                       AND state = 'dead' AND order_blocks AND order_key IS NOT NULL
-                 ), gone AS (
-                     DELETE FROM events WHERE seq IN (SELECT seq FROM doomed) RETURNING seq
-                 )
-                 SELECT (SELECT count(*) FROM gone),
-                        (SELECT coalesce(array_agg(route), '{{}}') FROM blocked),
-                        (SELECT coalesce(array_agg(order_key), '{{}}') FROM blocked)"
-            ),
-            &[&keep_ids.as_secs_f64(), &PRUNE_CHUNK],
-        )
-        .await?;
-    let deleted: i64 = row.try_get(0)?;
-    let routes: Vec<String> = row.try_get(1)?;
-    let keys: Vec<String> = row.try_get(2)?;
-    let blocked: Vec<(String, String)> = routes.into_iter().zip(keys).collect();
-    if !blocked.is_empty() {
-        order::lock_keys(&tx, &blocked).await?;
-        for (route, key) in &blocked {
-            order::let_next_go(&tx, route, key).await?;
-        }
-    }
+    let deleted = delete_finished(&tx, keep_ids).await?;
     tx.commit().await?;
     let stripped = conn
         .execute(
@@ -137,9 +106,57 @@ async fn step(
         )
         .await?;
     Ok(PruneStats {
-        events_deleted: deleted.max(0) as u64,
+        events_deleted: deleted,
         bodies_dropped: stripped,
     })
+}
+
+/// Deletes, in `tx`, up to a chunk of finished events received longer than `keep_ids` ago.
+/// Deleting a dead letter that blocks its key lets the next delivery of the key go (see
+/// [`order`]). The keys' locks are taken before anything is deleted, as a skip or a finish
+/// takes its key's lock before it touches a delivery: taken after the delete, they could wait
+/// for a skip that waits for a deleted row. The chosen events are locked; the delete checks
+/// again that each is still finished (a replay may have come in between).
+async fn delete_finished(tx: &Transaction<'_>, keep_ids: Duration) -> Result<u64, Failure> {
+    let chosen = tx
+        .query_one(
+            &format!(
+                "WITH doomed AS (
+                     SELECT seq FROM events e
+                     WHERE received_at < now() - make_interval(secs => $1) AND {FINISHED}
+                     LIMIT $2 FOR UPDATE SKIP LOCKED
+                 ), blocked AS (
+                     SELECT DISTINCT route, order_key FROM deliveries
+                     WHERE event_seq IN (SELECT seq FROM doomed)
+                       AND state = 'dead' AND order_blocks AND order_key IS NOT NULL
+                 )
+                 SELECT (SELECT coalesce(array_agg(seq), '{{}}') FROM doomed),
+                        (SELECT coalesce(array_agg(route), '{{}}') FROM blocked),
+                        (SELECT coalesce(array_agg(order_key), '{{}}') FROM blocked)"
+            ),
+            &[&keep_ids.as_secs_f64(), &PRUNE_CHUNK],
+        )
+        .await?;
+    let seqs: Vec<i64> = chosen.try_get(0)?;
+    let routes: Vec<String> = chosen.try_get(1)?;
+    let keys: Vec<String> = chosen.try_get(2)?;
+    let blocked: Vec<(String, String)> = routes.into_iter().zip(keys).collect();
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    if !blocked.is_empty() {
+        order::lock_keys(tx, &blocked).await?;
+    }
+    let deleted = tx
+        .execute(
+            &format!("DELETE FROM events e WHERE seq = ANY($1) AND {FINISHED}"),
+            &[&seqs],
+        )
+        .await?;
+    for (route, key) in &blocked {
+        order::let_next_go(tx, route, key).await?;
+    }
+    Ok(deleted)
 }
 
 /// Forgets the activity counts of the minutes before `keep_ids`, as the events' ids are

@@ -204,7 +204,11 @@ impl Store for SqliteStore {
         self.writer
             .write("record an attempt", move |tx| {
                 attempts::finish(tx, delivery_id, &attempt, next)?;
-                order::let_next_go_after(tx, delivery_id)
+                // A delivery waiting for its retry still heads its key: nothing to let go.
+                match next {
+                    NextStep::RetryAt(_) => Ok(()),
+                    _ => order::let_next_go_after(tx, delivery_id),
+                }
             })
             .await
     }

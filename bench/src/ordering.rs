@@ -16,6 +16,7 @@ use crate::load;
 use crate::requests::{chatbrick_head, Prepared};
 use crate::results::{OrderingResult, OrderingRound};
 use crate::servers::Sink;
+use crate::stats::{self, median_index};
 
 /// Time hookline has to stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,7 +70,7 @@ pub async fn run(ctx: &Context, events: usize, rounds: usize) -> Result<Ordering
         }
         let [unordered, ordered, hot_key] = rates;
         let ratio = if unordered > 0.0 {
-            round2(ordered / unordered)
+            stats::round(ordered / unordered, 2)
         } else {
             0.0
         };
@@ -84,27 +85,16 @@ pub async fn run(ctx: &Context, events: usize, rounds: usize) -> Result<Ordering
     Ok(OrderingResult {
         events: events as u64,
         hot_key_events: (events / MODES[2].divisor) as u64,
-        ratio_ordered_to_unordered: median(measured.iter().map(|r| r.ratio)),
-        hot_key_events_per_s: median(measured.iter().map(|r| r.hot_key)),
+        ratio_ordered_to_unordered: median(&measured, |r| r.ratio),
+        hot_key_events_per_s: median(&measured, |r| r.hot_key),
         rounds: measured,
     })
 }
 
-/// Two decimals, as the report keeps ratios.
-fn round2(value: f64) -> f64 {
-    (value * 100.0).round() / 100.0
-}
-
-/// The middle value (the mean of the two middle ones for an even count).
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut sorted: Vec<f64> = values.collect();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
+/// The median of `value` over the rounds (the lower middle one for an even count, as the rest
+/// of the report takes it).
+fn median(rounds: &[OrderingRound], value: impl Fn(&OrderingRound) -> f64) -> f64 {
+    median_index(rounds, &value).map_or(0.0, |at| value(&rounds[at]))
 }
 
 /// Fills a backlog of `events` for `mode`'s route, restarts hookline on it, and returns the

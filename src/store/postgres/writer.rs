@@ -7,7 +7,9 @@
 //! the statement has returned. The statement runs as its own transaction: the server sends its
 //! result only after the commit, and with its default `synchronous_commit = on` only once the
 //! commit is on disk, so an answer means durable. While a batch commits, the next one gathers;
-//! at most [`BATCHES_IN_FLIGHT`] commit at once, on pooled connections.
+//! it starts once it is large enough to be worth a statement of its own
+//! ([`MIN_OVERLAPPING_BATCH`]) or the batch before is done, and at most [`BATCHES_IN_FLIGHT`]
+//! commit at once, on pooled connections.
 //!
 //! Events are written in the order of their ids, so that two batches that share ids (a
 //! provider's retry landing on two replicas) lock them in the same order and never deadlock.
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 use super::error::Failure;
 use super::order;
@@ -30,9 +32,15 @@ use crate::store::{DeliveryStart, InsertOutcome, NewDelivery, StoreError};
 /// Most inserts committed in one statement.
 const MAX_BATCH: usize = 1024;
 /// Batches that may commit at once. PostgreSQL flushes in one go the WAL of every commit
-/// waiting when a flush starts, so batches that overlap share flushes: with 4, throughput was
-/// steadier and about a fifth higher than with 1 or 2 (docs/postgres.md, "Measurements").
+/// waiting when a flush starts, so batches that overlap share flushes, which pays where a flush
+/// takes milliseconds (docs/postgres.md, "Measurements").
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Fewest inserts a batch starts with while another batch commits (with none committing, a
+/// batch starts with whatever waits). Every statement costs the server the same fixed work
+/// (executor set-up, triggers, commit), whatever it carries: batches of one or two that started
+/// only because a slot was free took the CPU that larger batches needed, and made both fast and
+/// slow flushes slower (docs/postgres.md, "Measurements").
+const MIN_OVERLAPPING_BATCH: usize = 32;
 /// Inserts that may wait for the writer before intake waits too (bounded memory).
 const QUEUE_DEPTH: usize = 8192;
 
@@ -131,25 +139,58 @@ impl Writer {
 /// of its own.
 async fn writer_loop(db: Arc<Db>, mut queue: mpsc::Receiver<Job>) {
     let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let finished = Arc::new(Notify::new());
     loop {
         let Ok(slot) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = queue.recv().await else {
+        let Some(batch) = gather(&mut queue, &in_flight, &finished).await else {
             return;
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let db = db.clone();
+        let (db, finished) = (db.clone(), finished.clone());
         tokio::spawn(async move {
             commit(&db, batch).await;
             drop(slot);
+            finished.notify_one();
         });
+    }
+}
+
+/// The next batch: what is waiting once an insert has come. While another batch commits, it
+/// starts only once it holds [`MIN_OVERLAPPING_BATCH`] inserts or nothing else is committing;
+/// `None` once every handle is gone.
+async fn gather(
+    queue: &mut mpsc::Receiver<Job>,
+    in_flight: &Semaphore,
+    finished: &Notify,
+) -> Option<Vec<Job>> {
+    let mut batch = vec![queue.recv().await?];
+    take_waiting(queue, &mut batch);
+    // Our own slot is taken: any other permit missing is a batch committing.
+    let others_committing = || in_flight.available_permits() + 1 < BATCHES_IN_FLIGHT;
+    while batch.len() < MIN_OVERLAPPING_BATCH && others_committing() {
+        tokio::select! {
+            job = queue.recv() => match job {
+                Some(job) => {
+                    batch.push(job);
+                    take_waiting(queue, &mut batch);
+                }
+                None => break,
+            },
+            // A batch finished: look again whether any other still commits.
+            () = finished.notified() => {}
+        }
+    }
+    Some(batch)
+}
+
+/// Adds the inserts already queued to `batch`, up to [`MAX_BATCH`].
+fn take_waiting(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
     }
 }
 

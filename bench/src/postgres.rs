@@ -6,8 +6,9 @@
 //! `postgresql` package, run as the `postgres` user when the benchmark runs as root, default
 //! durability (`fsync` and `synchronous_commit` on). It is never pinned: with `--pin` hookline
 //! runs on core 0 and the load generator on core 1, and PostgreSQL takes what it finds.
-//! Two replicas each get half the connections; the memory reported is the first replica's,
-//! the CPU both replicas'.
+//! Two replicas each get half the connections; the memory reported is each replica's peak (the
+//! table shows the largest) and the database server's (all its processes, by proportional
+//! share), the CPU both replicas'.
 
 #[path = "../../tests/common/postgres.rs"]
 #[allow(dead_code, clippy::all)]
@@ -23,7 +24,11 @@ use crate::load;
 use crate::requests::Ids;
 use crate::results::{CpuShares, TargetResult};
 use crate::rss::{self, CpuMeter, Sampler};
+use crate::stats;
 
+/// How often the database server's memory is read: each read walks `/proc` for its processes,
+/// so less often than a single process's.
+const DATABASE_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// Time a replica has to become ready (it migrates an empty database first).
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -80,6 +85,10 @@ async fn measure(
     let (conns, warmup) = load::phase(conns, first, &requests, 0..ctx.warmup).await;
     let pids: Vec<u32> = servers.iter().map(|(child, _)| child.pid()).collect();
     let sampler = Sampler::start(pids[0], SAMPLE_EVERY);
+    let postmaster = cluster
+        .server_pid()
+        .ok_or("the scratch PostgreSQL is not running")?;
+    let database_sampler = Sampler::start_tree(postmaster, DATABASE_SAMPLE_EVERY);
     let server_cpu: Vec<CpuMeter> = pids.iter().map(|&pid| CpuMeter::start(pid)).collect();
     let generator_cpu = CpuMeter::start(std::process::id());
     let range = ctx.warmup..requests.len();
@@ -89,15 +98,28 @@ async fn measure(
         generator: generator_cpu.percent(),
     };
     let samples = sampler.finish().await;
-    let memory = rss::memory(pids[0]).ok_or("a replica exited during the run")?;
-    let result = TargetResult::new(
+    let database = database_sampler.finish().await;
+    let memories = pids
+        .iter()
+        .map(|&pid| rss::memory(pid))
+        .collect::<Option<Vec<_>>>()
+        .ok_or("a replica exited during the run")?;
+    let largest = memories.iter().copied().max_by_key(|m| m.hwm_kb);
+    let mut result = TargetResult::new(
         &name(replicas, ids),
         &warmup,
         &measured,
-        memory,
+        largest.unwrap_or_default(),
         &samples,
         cpu,
     );
+    if replicas > 1 {
+        result.replicas_peak_rss_mb = memories
+            .iter()
+            .map(|m| stats::round(rss::kb_to_mb(m.hwm_kb), 1))
+            .collect();
+    }
+    result.database_peak_mb = Some(stats::round(rss::max_mb(&database), 1));
     for (mut child, _) in servers {
         child.terminate(STOP_TIMEOUT).await?;
     }

@@ -31,6 +31,7 @@ impl Report {
         for target in &self.postgres {
             print_row(target);
         }
+        self.postgres.iter().for_each(print_postgres_memory);
         print_postgres_ratios(self);
         if let Some(ratio) = self.ratio_requests_per_s {
             println!("ratio hookline/baseline (req/s): {ratio:.3}");
@@ -120,6 +121,28 @@ fn print_breakdown(b: &Breakdown) {
         s.half_baseline_budget - s.http - s.request_path,
         s.commit + s.fsync
     );
+}
+
+/// What a PostgreSQL run's processes held at their peak: each replica (the table shows the
+/// largest) and the database server.
+fn print_postgres_memory(t: &TargetResult) {
+    let mut parts = Vec::new();
+    if !t.replicas_peak_rss_mb.is_empty() {
+        let each: Vec<String> = t
+            .replicas_peak_rss_mb
+            .iter()
+            .map(|mb| format!("{mb:.1}"))
+            .collect();
+        parts.push(format!("replicas' peak RSS {} MB", each.join(" / ")));
+    }
+    if let Some(mb) = t.database_peak_mb {
+        parts.push(format!(
+            "PostgreSQL server {mb:.1} MB (PSS of all its processes)"
+        ));
+    }
+    if !parts.is_empty() {
+        println!("{}: {}", t.name, parts.join("; "));
+    }
 }
 
 /// PostgreSQL's throughput as a share of SQLite's durable one (the target: ≥ 0.5 at 64

@@ -119,10 +119,21 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts sampling `pid` every `interval`.
+    /// Starts sampling the resident size of `pid` every `interval`.
     pub fn start(pid: u32, interval: Duration) -> Sampler {
+        Sampler::start_reading(pid, interval, |pid| memory(pid).map(|m| m.rss_kb))
+    }
+
+    /// Starts sampling the memory of `root` and every process descended from it, each counted
+    /// by its proportional share of what it maps ([`tree_pss_kb`]).
+    pub fn start_tree(root: u32, interval: Duration) -> Sampler {
+        Sampler::start_reading(root, interval, tree_pss_kb)
+    }
+
+    /// Starts sampling what `read` says of `pid`, in kB, every `interval`.
+    fn start_reading(pid: u32, interval: Duration, read: fn(u32) -> Option<u64>) -> Sampler {
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(sample_loop(pid, interval, stopped));
+        let task = tokio::spawn(sample_loop(pid, interval, read, stopped));
         Sampler {
             stop: Some(stop),
             task,
@@ -145,7 +156,12 @@ impl Drop for Sampler {
 }
 
 /// The sampler's loop: read, sleep, until told to stop or the process is gone.
-async fn sample_loop(pid: u32, interval: Duration, mut stop: oneshot::Receiver<()>) -> Vec<Sample> {
+async fn sample_loop(
+    pid: u32,
+    interval: Duration,
+    read: fn(u32) -> Option<u64>,
+    mut stop: oneshot::Receiver<()>,
+) -> Vec<Sample> {
     let started = Instant::now();
     let mut samples = Vec::new();
     let mut ticker = tokio::time::interval(interval);
@@ -155,13 +171,63 @@ async fn sample_loop(pid: u32, interval: Duration, mut stop: oneshot::Receiver<(
             _ = &mut stop => break,
             _ = ticker.tick() => {}
         }
-        let Some(memory) = memory(pid) else { break };
+        let Some(kb) = read(pid) else { break };
         samples.push(Sample {
             t_ms: started.elapsed().as_millis() as u64,
-            rss_mb: kb_to_mb(memory.rss_kb),
+            rss_mb: kb_to_mb(kb),
         });
     }
     samples
+}
+
+/// Memory of `root` and all its descendants, in kB: the sum of their `Pss` (proportional set
+/// size), which counts a page shared by n of them as 1/n in each, so that memory they share
+/// (PostgreSQL's shared buffers, the binary) counts once rather than once per process as a sum
+/// of their resident sizes would. `None` once `root` is gone.
+pub fn tree_pss_kb(root: u32) -> Option<u64> {
+    let mut total = pss_kb(root)?;
+    let mut parents = vec![root];
+    let processes = parent_pids();
+    while let Some(parent) = parents.pop() {
+        for &(pid, ppid) in &processes {
+            if ppid == parent {
+                total += pss_kb(pid).unwrap_or(0);
+                parents.push(pid);
+            }
+        }
+    }
+    Some(total)
+}
+
+/// `Pss` of one process, from `/proc/<pid>/smaps_rollup`.
+fn pss_kb(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup
+        .lines()
+        .find_map(|line| line.strip_prefix("Pss:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Every process and its parent, from `/proc/<pid>/stat`.
+fn parent_pids() -> Vec<(u32, u32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command name (which may hold spaces): state, then the parent's pid.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
 }
 
 /// kB as `/proc` reports them (KiB) to MB as `ps` and `top` show them (MiB).
@@ -183,4 +249,29 @@ pub fn min_mb(samples: &[Sample]) -> f64 {
         .iter()
         .map(|s| s.rss_mb)
         .fold(f64::INFINITY, f64::min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_tree_is_found_through_its_parents_and_counted() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let me = std::process::id();
+        assert!(parent_pids().contains(&(child.id(), me)));
+        let child_pss = pss_kb(child.id()).expect("the child's Pss");
+        assert!(child_pss > 0);
+        let tree = tree_pss_kb(me).expect("this process's tree");
+        assert!(
+            tree > child_pss,
+            "tree {tree} kB, child alone {child_pss} kB"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(tree_pss_kb(child.id()), None, "a process that is gone");
+    }
 }

@@ -91,6 +91,13 @@ impl Cluster {
         )
     }
 
+    /// The process id of its postmaster (the parent of all its processes), from
+    /// `postmaster.pid`; `None` while it is not running.
+    pub fn server_pid(&self) -> Option<u32> {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        pid_file.lines().next()?.trim().parse().ok()
+    }
+
     /// Its port.
     pub fn port(&self) -> u16 {
         self.port

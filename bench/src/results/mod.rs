@@ -364,6 +364,8 @@ pub mod fixtures {
             generator_cpu_percent: 80.0,
             disk_kb_per_request: None,
             store: None,
+            replicas_peak_rss_mb: Vec::new(),
+            database_peak_mb: None,
         }
     }
 

@@ -106,6 +106,15 @@ pub struct TargetResult {
     pub disk_kb_per_request: Option<f64>,
     /// hookline's own counters (hookline only).
     pub store: Option<StoreCounters>,
+    /// With several servers (PostgreSQL replicas), each one's peak resident size, in MB;
+    /// `peak_rss_mb` is the largest of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas_peak_rss_mb: Vec<f64>,
+    /// The database server the run used (PostgreSQL): the largest memory of all its processes
+    /// seen during the measured phase, in MB, counted by proportional share
+    /// (`rss::tree_pss_kb`, so that shared buffers count once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_peak_mb: Option<f64>,
 }
 
 /// CPU shares measured during a phase, in percent of one core.
@@ -150,6 +159,8 @@ impl TargetResult {
             generator_cpu_percent: round(cpu.generator, 0),
             disk_kb_per_request: None,
             store: None,
+            replicas_peak_rss_mb: Vec::new(),
+            database_peak_mb: None,
         }
     }
 

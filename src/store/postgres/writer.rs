@@ -493,3 +493,94 @@ impl<'a> Columns<'a> {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    fn job() -> Job {
+        let (reply, _) = oneshot::channel();
+        let row = EventRow {
+            id: "evt_1".into(),
+            source: "chatbrick",
+            endpoint: "default".into(),
+            provider_id: "msg_1".into(),
+            event_type: "message.created".into(),
+            received_at: Utc::now(),
+            decode_error: None,
+            body: Bytes::from_static(b"{}"),
+            contact_id: None,
+            conversation_id: None,
+        };
+        Job {
+            row,
+            deliveries: Vec::new(),
+            reply,
+        }
+    }
+
+    async fn queue_with(jobs: usize) -> (mpsc::Sender<Job>, mpsc::Receiver<Job>) {
+        let (sender, queue) = mpsc::channel(QUEUE_DEPTH);
+        for _ in 0..jobs {
+            sender.send(job()).await.unwrap();
+        }
+        (sender, queue)
+    }
+
+    #[tokio::test]
+    async fn with_nothing_else_committing_a_batch_starts_with_what_waits() {
+        let (_sender, mut queue) = queue_with(3).await;
+        let slots = Semaphore::new(BATCHES_IN_FLIGHT);
+        let _ours = slots.try_acquire().unwrap();
+        let batch = gather(&mut queue, &slots, &Notify::new())
+            .now_or_never()
+            .expect("a batch starts at once")
+            .unwrap();
+        assert_eq!(batch.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn beside_a_committing_batch_a_small_one_waits_until_that_one_is_done() {
+        let (sender, mut queue) = queue_with(3).await;
+        let slots = Semaphore::new(BATCHES_IN_FLIGHT);
+        let committing = slots.try_acquire().unwrap();
+        let _ours = slots.try_acquire().unwrap();
+        let finished = Notify::new();
+        let mut gathering = Box::pin(gather(&mut queue, &slots, &finished));
+        assert!((&mut gathering).now_or_never().is_none());
+        sender.send(job()).await.unwrap();
+        assert!(
+            (&mut gathering).now_or_never().is_none(),
+            "4 inserts are no reason for a second statement"
+        );
+        drop(committing);
+        finished.notify_one();
+        let batch = gathering
+            .now_or_never()
+            .expect("starts once the other is done");
+        assert_eq!(batch.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn beside_a_committing_batch_a_large_one_starts_at_once() {
+        let (_sender, mut queue) = queue_with(MIN_OVERLAPPING_BATCH + 5).await;
+        let slots = Semaphore::new(BATCHES_IN_FLIGHT);
+        let _committing = slots.try_acquire().unwrap();
+        let _ours = slots.try_acquire().unwrap();
+        let batch = gather(&mut queue, &slots, &Notify::new())
+            .now_or_never()
+            .expect("enough inserts overlap the batch that commits")
+            .unwrap();
+        assert_eq!(batch.len(), MIN_OVERLAPPING_BATCH + 5);
+    }
+
+    #[tokio::test]
+    async fn gathering_ends_when_every_handle_is_gone() {
+        let (sender, mut queue) = queue_with(0).await;
+        drop(sender);
+        let slots = Semaphore::new(BATCHES_IN_FLIGHT);
+        let gathered = gather(&mut queue, &slots, &Notify::new()).now_or_never();
+        assert!(matches!(gathered, Some(None)));
+    }
+}

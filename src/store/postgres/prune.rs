@@ -116,7 +116,8 @@ async fn step(
 /// [`order`]). The keys' locks are taken before anything is deleted, as a skip or a finish
 /// takes its key's lock before it touches a delivery: taken after the delete, they could wait
 /// for a skip that waits for a deleted row. The chosen events are locked; the delete checks
-/// again that each is still finished (a replay may have come in between).
+/// again that each is still finished (a replay may have come in between). The events'
+/// deliveries go in the same statement (there is no foreign key to cascade: migration 5).
 async fn delete_finished(tx: &Transaction<'_>, keep_ids: Duration) -> Result<u64, Failure> {
     let chosen = tx
         .query_one(
@@ -147,16 +148,24 @@ async fn delete_finished(tx: &Transaction<'_>, keep_ids: Duration) -> Result<u64
     if !blocked.is_empty() {
         order::lock_keys(tx, &blocked).await?;
     }
-    let deleted = tx
-        .execute(
-            &format!("DELETE FROM events e WHERE seq = ANY($1) AND {FINISHED}"),
+    let deleted: i64 = tx
+        .query_one(
+            &format!(
+                "WITH gone AS (
+                     DELETE FROM events e WHERE seq = ANY($1) AND {FINISHED} RETURNING seq
+                 ), their_deliveries AS (
+                     DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM gone)
+                 )
+                 SELECT count(*) FROM gone"
+            ),
             &[&seqs],
         )
-        .await?;
+        .await?
+        .try_get(0)?;
     for (route, key) in &blocked {
         order::let_next_go(tx, route, key).await?;
     }
-    Ok(deleted)
+    Ok(deleted.unsigned_abs())
 }
 
 /// Forgets the activity counts of the minutes before `keep_ids`, as the events' ids are

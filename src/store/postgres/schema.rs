@@ -43,6 +43,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "ordered routes: deliveries held back behind the head of their key",
         sql: include_str!("migrations/0004_held.sql"),
     },
+    Migration {
+        version: 5,
+        name: "deliveries without a foreign key to events; pruning deletes them itself",
+        sql: include_str!("migrations/0005_no_event_foreign_key.sql"),
+    },
 ];
 
 /// The advisory lock held while migrating ("hook" "line" "migr" in ASCII); advisory locks are

@@ -1,12 +1,17 @@
 //! The schema's versions: replicas that start together migrate once, `hookline migrate` runs
 //! alone, and a schema newer than this build is refused.
 
+use std::time::Duration;
+
+use chrono::TimeDelta;
 use futures_util::future::join_all;
 
 use super::scratch::Cluster;
-use super::{fresh_url, open, PostgresStore};
+use super::{fresh_url, open, open_fresh, PostgresStore};
+use crate::store::conformance::order::keyed;
+use crate::store::conformance::{attempt, event, stored, LEASE};
 use crate::store::postgres::schema::latest;
-use crate::store::StoreError;
+use crate::store::{NextStep, Store, StoreError};
 
 /// The versions recorded in `schema_migrations` of `url`'s database.
 fn recorded_versions(url: &super::DatabaseUrl) -> String {
@@ -62,4 +67,50 @@ async fn a_replica_refuses_a_schema_newer_than_it_knows() {
         err.to_string().contains("newer than this hookline knows"),
         "{err}"
     );
+}
+
+/// Deliveries have had no foreign key to events since version 5 (its per-row check was a tenth
+/// of the server's CPU at intake): pruning an event deletes its deliveries, and their attempts,
+/// in the same statement, so that none is left pointing at nothing.
+#[tokio::test]
+async fn pruning_takes_an_events_deliveries_and_attempts_with_it_without_a_foreign_key() {
+    let (store, url) = open_fresh().await;
+    let old = event("old", TimeDelta::days(30));
+    let kept = event("kept", TimeDelta::zero());
+    for e in [&old, &kept] {
+        stored(
+            store
+                .insert(e, vec![keyed("r", None, false)])
+                .await
+                .unwrap(),
+        );
+    }
+    for claimed in store.claim("h", 10, LEASE).await.unwrap() {
+        let failed = attempt(500, Some("down"));
+        store
+            .finish(claimed.delivery_id, failed, NextStep::Dead)
+            .await
+            .unwrap();
+    }
+    let count = |sql: &str| -> i64 {
+        let database = url.driver().get_dbname().unwrap();
+        Cluster::shared()
+            .psql(database, sql)
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let foreign_keys = "SELECT count(*) FROM pg_constraint
+                        WHERE conrelid = 'deliveries'::regclass AND confrelid = 'events'::regclass";
+    assert_eq!(count(foreign_keys), 0);
+    assert_eq!(count("SELECT count(*) FROM attempts"), 2);
+
+    let day = Duration::from_secs(24 * 3600);
+    assert_eq!(store.prune(day, day).await.unwrap().events_deleted, 1);
+    assert_eq!(count("SELECT count(*) FROM deliveries"), 1);
+    assert_eq!(count("SELECT count(*) FROM attempts"), 1);
+    let orphans = "SELECT count(*) FROM deliveries d
+                   WHERE NOT EXISTS (SELECT FROM events e WHERE e.seq = d.event_seq)";
+    assert_eq!(count(orphans), 0);
+    assert!(store.event(&kept.id).await.unwrap().is_some());
 }

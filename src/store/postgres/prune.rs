@@ -117,7 +117,7 @@ async fn step(
 /// takes its key's lock before it touches a delivery: taken after the delete, they could wait
 /// for a skip that waits for a deleted row. The chosen events are locked; the delete checks
 /// again that each is still finished (a replay may have come in between). The events'
-/// deliveries go in the same statement (there is no foreign key to cascade: migration 5).
+/// deliveries go with them in the same statement (a trigger on `events`: migration 5).
 async fn delete_finished(tx: &Transaction<'_>, keep_ids: Duration) -> Result<u64, Failure> {
     let chosen = tx
         .query_one(
@@ -148,24 +148,16 @@ async fn delete_finished(tx: &Transaction<'_>, keep_ids: Duration) -> Result<u64
     if !blocked.is_empty() {
         order::lock_keys(tx, &blocked).await?;
     }
-    let deleted: i64 = tx
-        .query_one(
-            &format!(
-                "WITH gone AS (
-                     DELETE FROM events e WHERE seq = ANY($1) AND {FINISHED} RETURNING seq
-                 ), their_deliveries AS (
-                     DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM gone)
-                 )
-                 SELECT count(*) FROM gone"
-            ),
+    let deleted = tx
+        .execute(
+            &format!("DELETE FROM events e WHERE seq = ANY($1) AND {FINISHED}"),
             &[&seqs],
         )
-        .await?
-        .try_get(0)?;
+        .await?;
     for (route, key) in &blocked {
         order::let_next_go(tx, route, key).await?;
     }
-    Ok(deleted.unsigned_abs())
+    Ok(deleted)
 }
 
 /// Forgets the activity counts of the minutes before `keep_ids`, as the events' ids are

@@ -45,7 +45,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
-        name: "deliveries without a foreign key to events; pruning deletes them itself",
+        name:
+            "deliveries without a foreign key to events; a trigger deletes them with their events",
         sql: include_str!("migrations/0005_no_event_foreign_key.sql"),
     },
 ];

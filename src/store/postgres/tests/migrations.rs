@@ -70,8 +70,8 @@ async fn a_replica_refuses_a_schema_newer_than_it_knows() {
 }
 
 /// Deliveries have had no foreign key to events since version 5 (its per-row check was a tenth
-/// of the server's CPU at intake): pruning an event deletes its deliveries, and their attempts,
-/// in the same statement, so that none is left pointing at nothing.
+/// of the server's CPU at intake): a trigger deletes an event's deliveries, and so their
+/// attempts, in the statement that deletes the event, so that none is left pointing at nothing.
 #[tokio::test]
 async fn pruning_takes_an_events_deliveries_and_attempts_with_it_without_a_foreign_key() {
     let (store, url) = open_fresh().await;

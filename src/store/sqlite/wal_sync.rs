@@ -41,14 +41,16 @@ pub(super) trait Completion: Send {
 
 /// The handle the writer uses to queue committed jobs for an fsync.
 pub(super) struct WalSync<J: ?Sized> {
-    /// Queue shared by the syncer threads.
-    queue: Sender<Box<J>>,
+    /// Queue shared by the syncer threads: the durable jobs of one commit per message, so that
+    /// the syncer that wakes for a commit takes all of its jobs (sent one by one, a commit's
+    /// jobs were often split between two syncers, two fsyncs where one does).
+    queue: Sender<Vec<Box<J>>>,
 }
 
 impl<J: Completion + ?Sized + 'static> WalSync<J> {
     /// Starts `threads` syncers for the WAL of the database at `db_path`.
     pub(super) fn start(db_path: PathBuf, threads: usize) -> std::io::Result<Self> {
-        let (queue, jobs) = std::sync::mpsc::channel::<Box<J>>();
+        let (queue, jobs) = std::sync::mpsc::channel::<Vec<Box<J>>>();
         let jobs = Arc::new(Mutex::new(jobs));
         let mut wal = db_path.into_os_string();
         wal.push("-wal");
@@ -62,27 +64,28 @@ impl<J: Completion + ?Sized + 'static> WalSync<J> {
         Ok(WalSync { queue })
     }
 
-    /// Queues jobs whose transaction has committed; they complete after the next fsync.
-    pub(super) fn after_commit(&self, jobs: impl IntoIterator<Item = Box<J>>) {
-        for job in jobs {
-            if let Err(unsent) = self.queue.send(job) {
-                // No syncer left (they only stop when the queue is dropped): never acknowledge.
-                unsent
-                    .0
-                    .complete(Err("store fsync threads are gone".into()));
+    /// Queues the jobs of a transaction that has committed; they complete after the next fsync.
+    pub(super) fn after_commit(&self, jobs: Vec<Box<J>>) {
+        if jobs.is_empty() {
+            return;
+        }
+        if let Err(unsent) = self.queue.send(jobs) {
+            // No syncer left (they only stop when the queue is dropped): never acknowledge.
+            for job in unsent.0 {
+                job.complete(Err("store fsync threads are gone".into()));
             }
         }
     }
 }
 
-/// One syncer: wait for a job, take every other one queued by then, fsync, release them all.
-fn syncer_loop<J: Completion + ?Sized>(mut wal: WalFile, jobs: &Mutex<Receiver<Box<J>>>) {
+/// One syncer: wait for a commit's jobs, take every other commit's queued by then, fsync,
+/// release them all.
+fn syncer_loop<J: Completion + ?Sized>(mut wal: WalFile, jobs: &Mutex<Receiver<Vec<Box<J>>>>) {
     loop {
         let batch = {
             let Ok(queue) = jobs.lock() else { return };
-            let Ok(first) = queue.recv() else { return };
-            let mut batch = vec![first];
-            batch.extend(queue.try_iter());
+            let Ok(mut batch) = queue.recv() else { return };
+            queue.try_iter().for_each(|more| batch.extend(more));
             batch
         };
         let result = wal.sync().map_err(|e| format!("cannot fsync the WAL: {e}"));
@@ -157,7 +160,7 @@ mod tests {
     fn complete_one(db: PathBuf) -> Result<(), String> {
         let sync = WalSync::<Probe>::start(db, 2).unwrap();
         let (tx, rx) = mpsc::channel();
-        sync.after_commit([Box::new(Probe(tx))]);
+        sync.after_commit(vec![Box::new(Probe(tx))]);
         rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
     }
 

@@ -7,14 +7,21 @@
 //! and 14–32 s before a restart after a crash could answer (the first commit found a full WAL).
 //!
 //! Here the writer's connection never checkpoints (`wal_autocheckpoint = 0`). A WAL hook
-//! ([`HookedConnection`]) counts the frames the WAL holds after each commit; past
-//! [`CHECKPOINT_AT`] the writer wakes a checkpointer thread, which runs `PASSIVE` checkpoints on
-//! its own connection while the writer goes on committing, and syncs the database file. A
-//! checkpoint beside a writer copies only the frames committed when it began, and the WAL can
-//! start over only once all are copied: so the checkpointer repeats until at most [`TAIL`]
-//! frames are left, and the writer copies those itself between two batches (about a
-//! millisecond, its sync finding little left to write); its next commit then starts the WAL
-//! over.
+//! ([`HookedConnection`]) counts the frames the WAL holds after each commit. Every [`STEP`]
+//! frames the writer wakes a checkpointer thread, which runs a `PASSIVE` checkpoint on its own
+//! connection while the writer goes on committing: it copies the frames committed so far and
+//! syncs the database file. Past [`CHECKPOINT_AT`] the WAL should start over; a checkpoint
+//! beside a writer copies only the frames committed when it began, and the WAL can start over
+//! only once all are copied: so the checkpointer repeats until at most [`TAIL`] frames are
+//! left, and the writer copies those itself between two batches (about a millisecond, its sync
+//! finding little left to write); its next commit then starts the WAL over.
+//!
+//! Why in steps rather than all at [`CHECKPOINT_AT`]: the sync of the database file after a
+//! checkpoint writes out every page it copied, and the disk writes the WAL's own fsyncs behind
+//! it. One checkpoint of 64 MiB of WAL wrote ~16 MiB of pages, and its sync held every fsync of
+//! intake, and so every acknowledgement, for 10–15 ms, once a second at a paced load: the p99.
+//! A step's sync has a few MiB to write (docs/performance.md, "Small commits and the
+//! checkpoint's sync").
 //!
 //! Durability stays SQLite's: every checkpoint syncs the WAL before it copies and the database
 //! file before it lets the WAL be reused, whichever connection runs it.
@@ -34,6 +41,10 @@ use rusqlite::{ffi, Connection};
 /// path a smaller WAL costs nothing in latency, and it is what a restart after a crash must read
 /// back before the store can commit.
 pub(super) const CHECKPOINT_AT: u32 = 16384;
+/// WAL frames (4 MiB) the writer commits before the checkpointer copies them into the database
+/// file, well before [`CHECKPOINT_AT`]: each step's sync then writes a few MiB. Smaller steps
+/// copy a page that many commits rewrite (the growing end of a table) more often.
+pub(super) const STEP: u32 = 1024;
 /// Frames the checkpointer leaves for the writer to copy.
 const TAIL: u32 = 256;
 /// Pause after a pass that copied nothing (a long read keeps old frames in use), so that the
@@ -51,6 +62,9 @@ pub(super) struct Checkpoints {
 struct Shared {
     /// Frames in the WAL after the writer's last commit, as the WAL hook reports them.
     frames: AtomicU32,
+    /// Frames of the WAL the checkpointer had copied into the database file after its last
+    /// step (0 once the WAL started over).
+    copied: AtomicU32,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -70,6 +84,19 @@ struct State {
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the checkpointer has work: a [`STEP`] of new frames, or a WAL that should start
+    /// over.
+    fn checkpoint_due(&self) -> bool {
+        let frames = self.frames.load(Ordering::Relaxed);
+        let mut copied = self.copied.load(Ordering::Relaxed);
+        if frames < copied {
+            // The WAL started over since (its frames were all copied and nothing read them).
+            copied = 0;
+            self.copied.store(0, Ordering::Relaxed);
+        }
+        frames >= CHECKPOINT_AT || frames - copied >= STEP
     }
 }
 
@@ -95,17 +122,15 @@ impl Checkpoints {
     }
 
     /// Between batches: copies the last frames when the checkpointer caught up, or wakes it
-    /// when the WAL has grown past [`CHECKPOINT_AT`].
+    /// when the WAL has grown by a [`STEP`] or past [`CHECKPOINT_AT`].
     pub(super) fn between_batches(&mut self, conn: &Connection) {
         let mut state = self.shared.state();
         if state.caught_up {
             state.caught_up = false;
             drop(state);
             finish(conn);
-        } else if self.shared.frames.load(Ordering::Relaxed) >= CHECKPOINT_AT
-            && !state.wanted
-            && !state.running
-        {
+            self.shared.copied.store(0, Ordering::Relaxed);
+        } else if !state.wanted && !state.running && self.shared.checkpoint_due() {
             state.wanted = true;
             self.shared.wake.notify_one();
         }
@@ -140,7 +165,8 @@ fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<Option<u32>> {
     Ok(u32::try_from(copied).ok())
 }
 
-/// The checkpointer thread: waits until asked, then checkpoints until the writer can finish.
+/// The checkpointer thread: waits until asked, then copies a step, or checkpoints until the
+/// writer can finish.
 fn checkpointer(conn: Connection, db: &Path, shared: &Shared) {
     let db_file = DbFile(db.to_path_buf());
     loop {
@@ -160,9 +186,10 @@ fn checkpointer(conn: Connection, db: &Path, shared: &Shared) {
     }
 }
 
-/// Checkpoints until at most [`TAIL`] frames of the WAL are left, then syncs the database file
-/// so that the writer's last step has little left to sync; `false` when it could not get there
-/// (a failure, or a reader holding old frames).
+/// Checkpoints once while the WAL is below [`CHECKPOINT_AT`]; past it, until at most [`TAIL`]
+/// frames of the WAL are left, then syncs the database file so that the writer's last step has
+/// little left to sync. `true` when the writer can finish; `false` after a step, or when it
+/// could not get there (a failure, or a reader holding old frames).
 fn catch_up(conn: &Connection, db: &DbFile, shared: &Shared) -> bool {
     let mut last_left = u32::MAX;
     loop {
@@ -176,8 +203,13 @@ fn catch_up(conn: &Connection, db: &DbFile, shared: &Shared) -> bool {
             }
         };
         crate::metrics::checkpoint("background", started.elapsed());
+        shared.copied.store(copied, Ordering::Relaxed);
         // Frames the writer committed during the pass are left too.
-        let left = shared.frames.load(Ordering::Relaxed).saturating_sub(copied);
+        let frames = shared.frames.load(Ordering::Relaxed);
+        if frames < CHECKPOINT_AT {
+            return false;
+        }
+        let left = frames.saturating_sub(copied);
         if left <= TAIL {
             if let Err(e) = db.sync() {
                 tracing::warn!(error = %e, "cannot sync the database file after a checkpoint");

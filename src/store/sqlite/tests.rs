@@ -405,6 +405,55 @@ async fn opening_an_inbox_with_unique_event_ids_moves_them_to_the_dedupe_index()
     assert_eq!(count("PRAGMA user_version"), schema::VERSION);
 }
 
+/// Size in bytes of the store's database file plus `suffix` (`""`, `"-wal"`), 0 if absent.
+fn db_file_size(dir: &std::path::Path, suffix: &str) -> u64 {
+    let file = format!("{}{suffix}", SqliteStore::db_path(dir).display());
+    std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Stores events `m{from}`.. with 64 KiB bodies: 17 WAL frames each.
+async fn insert_large(store: &SqliteStore, from: usize, count: usize) {
+    let body = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    for n in from..from + count {
+        let e = event(&format!("m{n}"), TimeDelta::zero());
+        let e = Envelope::restore(
+            e.source,
+            e.endpoint,
+            e.provider_id,
+            e.event_type,
+            e.received_at,
+            None,
+            body.clone(),
+        );
+        store.insert(&e, Vec::new()).await.unwrap();
+    }
+}
+
+/// A WAL far below `CHECKPOINT_AT` is copied into the database file step by step (`checkpoint`),
+/// so that no single sync of the database file has the whole WAL's pages to write.
+#[tokio::test]
+async fn the_wal_is_copied_in_steps_long_before_it_must_start_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Synchronous::Normal, 0).unwrap();
+    let size = |suffix: &str| db_file_size(dir.path(), suffix);
+    // 180 events of 17 frames: three steps and a half of WAL.
+    insert_large(&store, 0, 180).await;
+    let step = u64::from(checkpoint::STEP) * 4096;
+    let threshold = u64::from(checkpoint::CHECKPOINT_AT) * 4096;
+    assert!(size("-wal") > 3 * step, "{} bytes of WAL", size("-wal"));
+    assert!(size("-wal") < threshold, "{} bytes of WAL", size("-wal"));
+    // The steps run on the checkpointer's thread: wait for what they copied to appear.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while size("") < 2 * step && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        size("") >= 2 * step,
+        "{} bytes copied into the database file",
+        size("")
+    );
+}
+
 /// Checkpoints run beside the writer (`checkpoint`): once the WAL holds more than
 /// `CHECKPOINT_AT` frames, its pages are copied into the database file and the WAL starts over,
 /// so that inserting more stops growing it.
@@ -412,46 +461,19 @@ async fn opening_an_inbox_with_unique_event_ids_moves_them_to_the_dedupe_index()
 async fn a_wal_past_the_checkpoint_threshold_is_copied_and_starts_over() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Synchronous::Normal, 0).unwrap();
-    let path = SqliteStore::db_path(dir.path());
-    let size = |suffix: &str| {
-        let file = format!("{}{suffix}", path.display());
-        std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)
-    };
-    // 64 KiB bodies: 17 frames each, so a few thousand events fill the WAL past the threshold.
-    let body = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
-    let mut sent = 0;
-    let mut insert = |count: usize| {
-        let events: Vec<Envelope> = (sent..sent + count)
-            .map(|n| {
-                let e = event(&format!("m{n}"), TimeDelta::zero());
-                Envelope::restore(
-                    e.source,
-                    e.endpoint,
-                    e.provider_id,
-                    e.event_type,
-                    e.received_at,
-                    None,
-                    body.clone(),
-                )
-            })
-            .collect();
-        sent += count;
-        let store = store.clone();
-        async move {
-            for e in &events {
-                store.insert(e, Vec::new()).await.unwrap();
-            }
-        }
-    };
+    let size = |suffix: &str| db_file_size(dir.path(), suffix);
+    // A few thousand events of 17 frames fill the WAL past the threshold.
     let threshold = u64::from(checkpoint::CHECKPOINT_AT) * 4096;
-    insert(1200).await;
+    insert_large(&store, 0, 1200).await;
+    let mut sent = 1200;
     assert!(size("-wal") > threshold, "{} bytes of WAL", size("-wal"));
     // Every further round that finds the WAL no larger shows it started over; without
     // checkpoints each round of 200 events would grow it by 13 MiB.
     let mut rounds = 0;
     loop {
         let before = size("-wal");
-        insert(200).await;
+        insert_large(&store, sent, 200).await;
+        sent += 200;
         rounds += 1;
         if size("-wal") == before {
             break;

@@ -16,6 +16,7 @@ mod checkpoint;
 mod dedupe;
 mod error;
 mod filters;
+mod gather;
 mod insert;
 mod lock;
 mod millis;

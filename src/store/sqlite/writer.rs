@@ -5,17 +5,20 @@
 //! one transaction and commits once. If one job hits a database error, the batch is rolled back
 //! and its jobs are committed one by one, so that the others do not fail with it. With
 //! `synchronous = full`, durable jobs (intake) are answered after hookline's own fsync of the
-//! WAL, one per batch rather than per request (see [`WalSync`]). Between batches the thread
-//! does its [`Upkeep`].
+//! WAL, one per batch rather than per request (see [`WalSync`]). A small batch of intake may
+//! wait a moment for more before it commits (see [`Gather`]). Between batches the thread does
+//! its [`Upkeep`].
 
 use std::ops::DerefMut;
 use std::path::Path;
+use std::time::Instant;
 
 use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::batch_thread;
 use super::error::{self, Failure};
+use super::gather::Gather;
 use super::wal_sync::{Completion, WalSync};
 use crate::store::StoreError;
 
@@ -192,18 +195,19 @@ fn writer_loop<C: DerefMut<Target = Connection>>(
     mut upkeep: Box<dyn Upkeep>,
 ) {
     let mut batch: Vec<Box<dyn WriteJob>> = Vec::with_capacity(MAX_BATCH);
+    let mut gather = Gather::default();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+        drain(&mut queue, &mut batch);
+        if let Some(wait) = gather.wait(intake_events(&batch), Instant::now()) {
+            std::thread::sleep(wait);
+            drain(&mut queue, &mut batch);
         }
         // Events per commit: intake's jobs only, and only commits that carry any (bookkeeping
         // such as claims and attempt records commits without a request waiting on it).
-        let events = batch.iter().filter(|job| job.durable()).count();
+        let events = intake_events(&batch);
         if events > 0 {
+            gather.committed(events, Instant::now());
             crate::metrics::commit_batch(events);
         }
         let conn = &mut *conn;
@@ -228,6 +232,21 @@ fn writer_loop<C: DerefMut<Target = Connection>>(
     // The connection goes before the upkeep, which may hold what SQLite calls back into.
     drop(conn);
     drop(upkeep);
+}
+
+/// Intake's jobs in a batch: those whose callers wait for the commit to be on disk.
+fn intake_events(batch: &[Box<dyn WriteJob>]) -> usize {
+    batch.iter().filter(|job| job.durable()).count()
+}
+
+/// Takes every job waiting now into the batch, up to [`MAX_BATCH`].
+fn drain(queue: &mut mpsc::Receiver<Box<dyn WriteJob>>, batch: &mut Vec<Box<dyn WriteJob>>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
 }
 
 /// Why a batch did not commit: because of one job (the others may succeed alone), or because

@@ -7,6 +7,7 @@
 //! the rules that `conformance` checks (compiled for tests, and for other crates with the cargo
 //! feature `conformance`).
 
+mod batch;
 #[cfg(any(test, feature = "conformance"))]
 #[doc(hidden)]
 pub mod conformance;

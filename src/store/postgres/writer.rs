@@ -27,6 +27,7 @@ use super::error::Failure;
 use super::order;
 use super::pool::{Connection, Db};
 use crate::envelope::Envelope;
+use crate::store::batch::take_waiting;
 use crate::store::{DeliveryStart, InsertOutcome, NewDelivery, StoreError};
 
 /// Most inserts committed in one statement.
@@ -165,7 +166,7 @@ async fn gather(
     finished: &Notify,
 ) -> Option<Vec<Job>> {
     let mut batch = vec![queue.recv().await?];
-    take_waiting(queue, &mut batch);
+    take_waiting(queue, &mut batch, MAX_BATCH);
     // Our own slot is taken: any other permit missing is a batch committing.
     let others_committing = || in_flight.available_permits() + 1 < BATCHES_IN_FLIGHT;
     while batch.len() < MIN_OVERLAPPING_BATCH && others_committing() {
@@ -173,7 +174,7 @@ async fn gather(
             job = queue.recv() => match job {
                 Some(job) => {
                     batch.push(job);
-                    take_waiting(queue, &mut batch);
+                    take_waiting(queue, &mut batch, MAX_BATCH);
                 }
                 None => break,
             },
@@ -182,16 +183,6 @@ async fn gather(
         }
     }
     Some(batch)
-}
-
-/// Adds the inserts already queued to `batch`, up to [`MAX_BATCH`].
-fn take_waiting(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
-    while batch.len() < MAX_BATCH {
-        match queue.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
 }
 
 /// Commits a batch and answers its inserts. When the statement fails because of one event's

@@ -189,9 +189,12 @@ fn checkpointer(conn: Connection, db: &Path, shared: &Shared) {
 /// Checkpoints once while the WAL is below [`CHECKPOINT_AT`]; past it, until at most [`TAIL`]
 /// frames of the WAL are left, then syncs the database file so that the writer's last step has
 /// little left to sync. `true` when the writer can finish; `false` after a step, or when it
-/// could not get there (a failure, or a reader holding old frames).
+/// could not get there (a failure, or a reader holding old frames). A pass that copied nothing
+/// new pauses for [`STUCK_PAUSE`], so that the writer, finding the step still due after its next
+/// batch, does not set off pass after empty pass while a long read lasts.
 fn catch_up(conn: &Connection, db: &DbFile, shared: &Shared) -> bool {
     let mut last_left = u32::MAX;
+    let copied_before = shared.copied.load(Ordering::Relaxed);
     loop {
         let started = Instant::now();
         let copied = match passive_checkpoint(conn) {
@@ -207,6 +210,9 @@ fn catch_up(conn: &Connection, db: &DbFile, shared: &Shared) -> bool {
         // Frames the writer committed during the pass are left too.
         let frames = shared.frames.load(Ordering::Relaxed);
         if frames < CHECKPOINT_AT {
+            if copied <= copied_before {
+                std::thread::sleep(STUCK_PAUSE);
+            }
             return false;
         }
         let left = frames.saturating_sub(copied);

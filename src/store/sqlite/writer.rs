@@ -20,6 +20,7 @@ use super::batch_thread;
 use super::error::{self, Failure};
 use super::gather::Gather;
 use super::wal_sync::{Completion, WalSync};
+use crate::store::batch::take_waiting;
 use crate::store::StoreError;
 
 /// Most jobs committed in one transaction; bounds the latency one batch adds to the next.
@@ -198,10 +199,10 @@ fn writer_loop<C: DerefMut<Target = Connection>>(
     let mut gather = Gather::default();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
-        drain(&mut queue, &mut batch);
+        take_waiting(&mut queue, &mut batch, MAX_BATCH);
         if let Some(wait) = gather.wait(intake_events(&batch), Instant::now()) {
             std::thread::sleep(wait);
-            drain(&mut queue, &mut batch);
+            take_waiting(&mut queue, &mut batch, MAX_BATCH);
         }
         // Events per commit: intake's jobs only, and only commits that carry any (bookkeeping
         // such as claims and attempt records commits without a request waiting on it).
@@ -237,16 +238,6 @@ fn writer_loop<C: DerefMut<Target = Connection>>(
 /// Intake's jobs in a batch: those whose callers wait for the commit to be on disk.
 fn intake_events(batch: &[Box<dyn WriteJob>]) -> usize {
     batch.iter().filter(|job| job.durable()).count()
-}
-
-/// Takes every job waiting now into the batch, up to [`MAX_BATCH`].
-fn drain(queue: &mut mpsc::Receiver<Box<dyn WriteJob>>, batch: &mut Vec<Box<dyn WriteJob>>) {
-    while batch.len() < MAX_BATCH {
-        match queue.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
 }
 
 /// Why a batch did not commit: because of one job (the others may succeed alone), or because

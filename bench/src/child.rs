@@ -268,23 +268,29 @@ impl Drop for ScratchDir {
 
 /// Pins this process (all its threads so far, and those it starts later) to one core.
 pub fn pin_self(core: usize) -> Result<(), String> {
+    set_affinity(std::process::id(), &core.to_string())
+        .map_err(|e| format!("could not pin the load generator to core {core}: {e}"))
+}
+
+/// Lets `pid` (all its threads, and the processes it starts later) run on every online core,
+/// whatever it inherited from the pinned process that started it.
+pub fn unpin(pid: u32) -> Result<(), String> {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map_err(|e| format!("cannot read the online cores: {e}"))?;
+    set_affinity(pid, online.trim())
+}
+
+/// `taskset -a -p -c <cores> <pid>`.
+fn set_affinity(pid: u32, cores: &str) -> Result<(), String> {
     let status = Command::new("taskset")
-        .args([
-            "-a",
-            "-p",
-            "-c",
-            &core.to_string(),
-            &std::process::id().to_string(),
-        ])
+        .args(["-a", "-p", "-c", cores, &pid.to_string()])
         .stdout(Stdio::null())
         .status()
         .map_err(|e| format!("cannot run taskset (util-linux): {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "taskset could not pin the load generator to core {core}"
-        ))
+        Err(format!("taskset -c {cores} failed for process {pid}"))
     }
 }
 

@@ -5,7 +5,8 @@
 //! The cluster is the tests' (`tests/common/postgres.rs`): `initdb` and `pg_ctl` of Debian's
 //! `postgresql` package, run as the `postgres` user when the benchmark runs as root, default
 //! durability (`fsync` and `synchronous_commit` on). It is never pinned: with `--pin` hookline
-//! runs on core 0 and the load generator on core 1, and PostgreSQL takes what it finds.
+//! runs on core 0 and the load generator on core 1, and PostgreSQL takes what it finds (its
+//! processes are unpinned from the generator's core, which they inherit, see [`unpin`]).
 //! Two replicas each get half the connections; the memory reported is each replica's peak (the
 //! table shows the largest) and the database server's (all its processes, by proportional
 //! share), the CPU both replicas'.
@@ -38,6 +39,9 @@ pub async fn run(ctx: &Context) -> Result<Vec<TargetResult>, String> {
     let cluster = tokio::task::spawn_blocking(cluster::Cluster::start)
         .await
         .map_err(|e| format!("the scratch PostgreSQL did not start: {e}"))?;
+    if ctx.server_core.is_some() {
+        unpin(&cluster)?;
+    }
     let mut results = Vec::new();
     for replicas in [1, 2] {
         for &ids in &ctx.ids {
@@ -50,6 +54,22 @@ pub async fn run(ctx: &Context) -> Result<Vec<TargetResult>, String> {
         }
     }
     Ok(results)
+}
+
+/// Lets the cluster's processes, and the backends it starts later, run on any core. Started
+/// by the pinned load generator, they inherited its core: PostgreSQL then shared one core with
+/// the load while the other core's idle time went unused, which a database on a host of its
+/// own would not suffer.
+fn unpin(cluster: &cluster::Cluster) -> Result<(), String> {
+    let postmaster = cluster
+        .server_pid()
+        .ok_or("the scratch PostgreSQL is not running")?;
+    child::unpin(postmaster)?;
+    for pid in rss::descendants(postmaster) {
+        // A process that has exited since the walk is no longer to be unpinned.
+        let _ = child::unpin(pid);
+    }
+    Ok(())
 }
 
 /// The name of a run in the table (and in checks, which look the runs up by it).

@@ -171,7 +171,11 @@ async fn sample_loop(
             _ = &mut stop => break,
             _ = ticker.tick() => {}
         }
-        let Some(kb) = read(pid) else { break };
+        // Off the load generator's thread: when pinned it is the runtime's only one, and a walk
+        // of `/proc` there (milliseconds for a process tree) held every connection's answer.
+        let Ok(Some(kb)) = tokio::task::spawn_blocking(move || read(pid)).await else {
+            break;
+        };
         samples.push(Sample {
             t_ms: started.elapsed().as_millis() as u64,
             rss_mb: kb_to_mb(kb),
@@ -185,18 +189,25 @@ async fn sample_loop(
 /// (PostgreSQL's shared buffers, the binary) counts once rather than once per process as a sum
 /// of their resident sizes would. `None` once `root` is gone.
 pub fn tree_pss_kb(root: u32) -> Option<u64> {
-    let mut total = pss_kb(root)?;
-    let mut parents = vec![root];
+    let root_kb = pss_kb(root)?;
+    let rest: u64 = descendants(root).into_iter().filter_map(pss_kb).sum();
+    Some(root_kb + rest)
+}
+
+/// Every process descended from `root` (children, their children …), not `root` itself.
+pub fn descendants(root: u32) -> Vec<u32> {
     let processes = parent_pids();
+    let mut found = Vec::new();
+    let mut parents = vec![root];
     while let Some(parent) = parents.pop() {
         for &(pid, ppid) in &processes {
             if ppid == parent {
-                total += pss_kb(pid).unwrap_or(0);
+                found.push(pid);
                 parents.push(pid);
             }
         }
     }
-    Some(total)
+    found
 }
 
 /// `Pss` of one process, from `/proc/<pid>/smaps_rollup`.

@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
             "deliveries without a foreign key to events; a trigger deletes them with their events",
         sql: include_str!("migrations/0005_no_event_foreign_key.sql"),
     },
+    Migration {
+        version: 6,
+        name: "bodies compressed with lz4 where the server has it",
+        sql: include_str!("migrations/0006_lz4_bodies.sql"),
+    },
 ];
 
 /// The advisory lock held while migrating ("hook" "line" "migr" in ASCII); advisory locks are

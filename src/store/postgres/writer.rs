@@ -45,10 +45,12 @@ const MIN_OVERLAPPING_BATCH: usize = 32;
 /// Inserts that may wait for the writer before intake waits too (bounded memory).
 const QUEUE_DEPTH: usize = 8192;
 
-/// Events and their deliveries, written by one statement and committed by it. A pending
-/// delivery of an ordered route is `held` when an open delivery of its key is stored already
-/// or comes earlier in the same statement (which its own snapshot does not show).
-const INSERT: &str = "
+/// Events and their deliveries, written by one statement and committed by it, with `$held`
+/// as the expression that says whether each delivery is held.
+macro_rules! insert_statement {
+    ($held:expr) => {
+        concat!(
+            "
 WITH new_events AS (
     INSERT INTO events (id, source, endpoint, provider_id, event_type, received_at,
                         decode_error, body, contact_id, conversation_id)
@@ -73,14 +75,9 @@ WITH new_events AS (
     SELECT e.seq, d.route, d.handler, d.state, d.attempts, now(),
            now() + make_interval(secs => d.lease_secs), now(),
            d.success_started_at, d.success_duration_ms, d.order_key, d.order_blocks,
-           CASE WHEN d.order_key IS NULL OR d.state <> 'pending' THEN false
-                ELSE count(*) OVER (PARTITION BY d.route, d.order_key ORDER BY e.seq
-                                    ROWS UNBOUNDED PRECEDING) > 1
-                     OR EXISTS (
-                         SELECT 1 FROM deliveries p
-                         WHERE p.route = d.route AND p.order_key = d.order_key
-                           AND p.state <> 'delivered' AND (p.state <> 'dead' OR p.order_blocks))
-           END
+",
+            $held,
+            "
     FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int4[],
                 $14::float8[], $15::timestamptz[], $16::int8[], $19::text[], $20::bool[])
          AS d (event_id, route, handler, state, attempts, lease_secs,
@@ -90,7 +87,28 @@ WITH new_events AS (
 )
 SELECT id, seq, NULL::int8, NULL::text FROM new_events
 UNION ALL
-SELECT NULL, event_seq, id, route FROM new_deliveries";
+SELECT NULL, event_seq, id, route FROM new_deliveries"
+        )
+    };
+}
+
+/// [`insert_statement`] for a batch with deliveries of ordered routes. A pending delivery of
+/// an ordered route is `held` when an open delivery of its key is stored already or comes
+/// earlier in the same statement (which its own snapshot does not show).
+const INSERT_ORDERED: &str = insert_statement!(
+    "CASE WHEN d.order_key IS NULL OR d.state <> 'pending' THEN false
+          ELSE count(*) OVER (PARTITION BY d.route, d.order_key ORDER BY e.seq
+                              ROWS UNBOUNDED PRECEDING) > 1
+               OR EXISTS (
+                   SELECT 1 FROM deliveries p
+                   WHERE p.route = d.route AND p.order_key = d.order_key
+                     AND p.state <> 'delivered' AND (p.state <> 'dead' OR p.order_blocks))
+     END"
+);
+
+/// [`insert_statement`] for a batch without: no delivery is held, and the server is spared the
+/// window over the batch's deliveries that deciding it takes.
+const INSERT_UNORDERED: &str = insert_statement!("false");
 
 /// The handle intake's inserts go through. Cheap to clone; the writer task stops once every
 /// handle is gone and the inserts already sent are answered.
@@ -259,7 +277,7 @@ fn answer(
     }
 }
 
-/// Writes the events and their deliveries with [`INSERT`]; an event the database already
+/// Writes the events and their deliveries with [`insert_statement`]; an event the database already
 /// holds is a duplicate. Deliveries of ordered routes are written in a transaction that first
 /// takes their keys' locks, so that whether each is held is read after any finish of its key
 /// committed (see [`order`]).
@@ -273,12 +291,12 @@ async fn insert_events(
         let lock = tx.prepare_cached(order::LOCK_KEYS).await?;
         tx.execute(&lock, &[&columns.routes, &columns.order_keys])
             .await?;
-        let statement = tx.prepare_cached(INSERT).await?;
+        let statement = tx.prepare_cached(INSERT_ORDERED).await?;
         let rows = tx.query(&statement, &columns.params()).await?;
         tx.commit().await?;
         rows
     } else {
-        let statement = conn.prepare_cached(INSERT).await?;
+        let statement = conn.prepare_cached(INSERT_UNORDERED).await?;
         conn.query(&statement, &columns.params()).await?
     };
     let mut seqs: HashMap<String, i64> = HashMap::with_capacity(jobs.len());
@@ -366,7 +384,7 @@ pub(super) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(at)
 }
 
-/// The arrays [`INSERT`] takes: one element per event, then one per delivery.
+/// The arrays [`insert_statement`] takes: one element per event, then one per delivery.
 struct Columns<'a> {
     ids: Vec<&'a str>,
     sources: Vec<&'a str>,

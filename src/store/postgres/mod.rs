@@ -25,6 +25,7 @@ mod reads;
 mod replay;
 mod rows;
 mod schema;
+mod shards;
 mod tls;
 mod url;
 mod writer;

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use super::error::Failure;
 use super::order;
 use super::pool::{Connection, Db};
+use super::shards::Shards;
 use crate::envelope::Envelope;
 use crate::store::batch::take_waiting;
 use crate::store::{DeliveryStart, InsertOutcome, NewDelivery, StoreError};
@@ -61,7 +62,7 @@ WITH new_events AS (
 ), counted AS (
     INSERT INTO event_minutes AS m (minute, source, event_type, shard, events, undecodable)
     SELECT date_trunc('minute', received_at, 'UTC'), source, event_type,
-           (SELECT min(seq) FROM new_events) % 16, count(*), count(*) FILTER (WHERE undecodable)
+           $21::int2, count(*), count(*) FILTER (WHERE undecodable)
     FROM new_events
     GROUP BY 1, 2, 3
     ORDER BY 1, 2, 3
@@ -158,6 +159,7 @@ impl Writer {
 /// of its own.
 async fn writer_loop(db: Arc<Db>, mut queue: mpsc::Receiver<Job>) {
     let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let shards = Arc::new(Shards::new(BATCHES_IN_FLIGHT));
     let finished = Arc::new(Notify::new());
     loop {
         let Ok(slot) = in_flight.clone().acquire_owned().await else {
@@ -166,9 +168,13 @@ async fn writer_loop(db: Arc<Db>, mut queue: mpsc::Receiver<Job>) {
         let Some(batch) = gather(&mut queue, &in_flight, &finished).await else {
             return;
         };
-        let (db, finished) = (db.clone(), finished.clone());
+        let (db, shards, finished) = (db.clone(), shards.clone(), finished.clone());
         tokio::spawn(async move {
-            commit(&db, batch).await;
+            let shard = shards.take();
+            commit(&db, batch, shard.unwrap_or(0)).await;
+            if let Some(shard) = shard {
+                shards.give_back(shard);
+            }
             drop(slot);
             finished.notify_one();
         });
@@ -203,21 +209,22 @@ async fn gather(
     Some(batch)
 }
 
-/// Commits a batch and answers its inserts. When the statement fails because of one event's
-/// data, the events are committed one by one, so that the others do not fail with it.
-async fn commit(db: &Db, batch: Vec<Job>) {
+/// Commits a batch, counting its events in `shard` of their minutes ([`super::shards`]), and
+/// answers its inserts. When the statement fails because of one event's data, the events are
+/// committed one by one, so that the others do not fail with it.
+async fn commit(db: &Db, batch: Vec<Job>, shard: i16) {
     crate::metrics::commit_batch(batch.len());
     let (mut leaders, followers) = split_duplicates(batch);
     leaders.sort_by(|a, b| a.row.id.cmp(&b.row.id));
     let rows: Vec<&Job> = leaders.iter().collect();
     let outcome = db
-        .try_run(async |conn| insert_events(conn, &rows).await)
+        .try_run(async |conn| insert_events(conn, &rows, shard).await)
         .await;
     let outcomes = match outcome {
         Err(failure) if failure.is_about_the_data() && leaders.len() > 1 => {
             tracing::warn!(error = %db.error("insert events", failure), events = leaders.len(),
                 "an event failed its batch; committing the batch's events one by one");
-            one_by_one(db, &leaders).await
+            one_by_one(db, &leaders, shard).await
         }
         Err(failure) => {
             let error = db.error("insert events", failure);
@@ -230,12 +237,12 @@ async fn commit(db: &Db, batch: Vec<Job>) {
 }
 
 /// Commits each event in a statement of its own.
-async fn one_by_one(db: &Db, jobs: &[Job]) -> Vec<Result<InsertOutcome, StoreError>> {
+async fn one_by_one(db: &Db, jobs: &[Job], shard: i16) -> Vec<Result<InsertOutcome, StoreError>> {
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         let outcome = db
             .run("insert an event", async |conn| {
-                let mut one = insert_events(conn, &[job]).await?;
+                let mut one = insert_events(conn, &[job], shard).await?;
                 Ok(one.remove(0))
             })
             .await;
@@ -277,15 +284,16 @@ fn answer(
     }
 }
 
-/// Writes the events and their deliveries with [`insert_statement`]; an event the database already
-/// holds is a duplicate. Deliveries of ordered routes are written in a transaction that first
+/// Writes the events and their deliveries with [`insert_statement`], counting them in `shard`
+/// of their minutes; an event the database already holds is a duplicate. Deliveries of ordered routes are written in a transaction that first
 /// takes their keys' locks, so that whether each is held is read after any finish of its key
 /// committed (see [`order`]).
 async fn insert_events(
     conn: &mut Connection,
     jobs: &[&Job],
+    shard: i16,
 ) -> Result<Vec<InsertOutcome>, Failure> {
-    let columns = Columns::of(jobs);
+    let columns = Columns::of(jobs, shard);
     let rows = if columns.order_keys.iter().any(Option::is_some) {
         let tx = conn.transaction().await?;
         let lock = tx.prepare_cached(order::LOCK_KEYS).await?;
@@ -384,7 +392,8 @@ pub(super) fn whole_millis(at: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(at)
 }
 
-/// The arrays [`insert_statement`] takes: one element per event, then one per delivery.
+/// The arrays [`insert_statement`] takes: one element per event, then one per delivery; and
+/// the shard of `event_minutes` the batch counts its events in.
 struct Columns<'a> {
     ids: Vec<&'a str>,
     sources: Vec<&'a str>,
@@ -406,10 +415,11 @@ struct Columns<'a> {
     success_duration_ms: Vec<Option<i64>>,
     order_keys: Vec<Option<String>>,
     order_blocks: Vec<bool>,
+    shard: i16,
 }
 
 impl<'a> Columns<'a> {
-    fn of(jobs: &[&'a Job]) -> Columns<'a> {
+    fn of(jobs: &[&'a Job], shard: i16) -> Columns<'a> {
         let mut c = Columns {
             ids: Vec::with_capacity(jobs.len()),
             sources: Vec::with_capacity(jobs.len()),
@@ -431,6 +441,7 @@ impl<'a> Columns<'a> {
             success_duration_ms: Vec::new(),
             order_keys: Vec::new(),
             order_blocks: Vec::new(),
+            shard,
         };
         for job in jobs {
             c.push_event(&job.row);
@@ -477,7 +488,7 @@ impl<'a> Columns<'a> {
         self.order_blocks.push(order.is_some_and(|o| o.blocks));
     }
 
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 20] {
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 21] {
         [
             &self.ids,
             &self.sources,
@@ -499,6 +510,7 @@ impl<'a> Columns<'a> {
             &self.conversation_ids,
             &self.order_keys,
             &self.order_blocks,
+            &self.shard,
         ]
     }
 }

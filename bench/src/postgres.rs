@@ -29,9 +29,9 @@ use crate::stats;
 
 /// How often the database server's memory is read: each read walks `/proc` for its processes
 /// and the page tables of each (`smaps_rollup`, which likely holds off a backend that maps or
-/// unmaps memory meanwhile), so seldom. Every 250 ms cost PostgreSQL's p99 1.5–3 ms in the benchmark
-/// (docs/performance-log.md); its memory is its shared buffers and backends, which grow early
-/// and then hold, so a sample every 2 s still sees the peak.
+/// unmaps memory meanwhile), so seldom. Every 250 ms cost PostgreSQL's p99 1.5–3 ms in the
+/// benchmark (docs/performance-log.md); its memory is its shared buffers and backends, which
+/// grow early and then hold, so a sample every 2 s still sees the peak.
 const DATABASE_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Time a replica has to become ready (it migrates an empty database first).
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

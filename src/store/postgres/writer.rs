@@ -285,9 +285,9 @@ fn answer(
 }
 
 /// Writes the events and their deliveries with [`insert_statement`], counting them in `shard`
-/// of their minutes; an event the database already holds is a duplicate. Deliveries of ordered routes are written in a transaction that first
-/// takes their keys' locks, so that whether each is held is read after any finish of its key
-/// committed (see [`order`]).
+/// of their minutes; an event the database already holds is a duplicate. Deliveries of ordered
+/// routes are written in a transaction that first takes their keys' locks, so that whether each
+/// is held is read after any finish of its key committed (see [`order`]).
 async fn insert_events(
     conn: &mut Connection,
     jobs: &[&Job],

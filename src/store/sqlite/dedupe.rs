@@ -430,8 +430,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_pruned_id_is_forgotten_even_by_a_merge_under_way() {
+    /// Fills an inbox with [`MERGE_AT`] events, takes the merge `steps` steps, then prunes
+    /// every thousandth event and lets the merge finish: no entry may outlive its event.
+    fn prune_during_a_merge(steps: usize) {
         let (_dir, mut conn) = inbox();
         let mut ids = EventIds::default();
         let seqs: Vec<i64> = in_tx(&mut conn, &mut ids, |tx, ids| {
@@ -439,7 +440,10 @@ mod tests {
                 .map(|n| insert(tx, ids, &format!("evt_{n}")))
                 .collect()
         });
-        in_tx(&mut conn, &mut ids, |tx, ids| ids.merge_step(tx).unwrap());
+        for _ in 0..steps {
+            in_tx(&mut conn, &mut ids, |tx, ids| ids.merge_step(tx).unwrap());
+        }
+        assert!(ids.merge.is_some(), "the merge is still under way");
         in_tx(&mut conn, &mut ids, |tx, ids| {
             for (n, seq) in seqs.iter().enumerate().filter(|(n, _)| n % 1000 == 0) {
                 tx.execute("DELETE FROM events WHERE seq = ?1", [seq])
@@ -450,15 +454,26 @@ mod tests {
         while ids.wants_merge() {
             in_tx(&mut conn, &mut ids, |tx, ids| ids.merge_step(tx).unwrap());
         }
-        let entries: usize = conn
-            .query_row("SELECT COUNT(*) FROM event_ids", [], |r| r.get(0))
-            .unwrap();
+        let count = |table: &str| -> usize {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
         assert_eq!(
-            entries,
-            MERGE_AT - MERGE_AT.div_ceil(1000),
+            (count("event_ids"), count("event_ids_new")),
+            (MERGE_AT - MERGE_AT.div_ceil(1000), 0),
             "no entry outlives its event"
         );
         assert!(!seen(&mut conn, &ids, "evt_0"));
         assert!(seen(&mut conn, &ids, "evt_1"));
+    }
+
+    #[test]
+    fn a_pruned_id_is_forgotten_even_by_a_merge_under_way() {
+        prune_during_a_merge(1);
+    }
+
+    #[test]
+    fn a_pruned_id_is_forgotten_while_a_merge_deletes_what_it_copied() {
+        prune_during_a_merge(MERGE_AT / MERGE_SLICE + 1);
     }
 }

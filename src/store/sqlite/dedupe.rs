@@ -123,7 +123,7 @@ struct Merge {
 
 /// How far a merge got: entries copied into `event_ids`, then rows deleted from
 /// `event_ids_new` (counted in [`Merge::seqs`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Progress {
     copied: usize,
     deleted: usize,
@@ -212,21 +212,11 @@ impl EventIds {
         let Some(merge) = &self.merge else {
             return Ok(());
         };
-        let mut next = merge.done;
-        if next.copied < merge.entries.len() {
-            next.copied = (next.copied + MERGE_SLICE).min(merge.entries.len());
-            let mut copy =
-                tx.prepare_cached("INSERT OR IGNORE INTO event_ids (hash, seq) VALUES (?1, ?2)")?;
-            for (hash, seq) in &merge.entries[merge.done.copied..next.copied] {
-                copy.execute(params![hash, seq])?;
-            }
+        let next = if merge.done.copied < merge.entries.len() {
+            merge.copy_slice(tx)?
         } else {
-            next.deleted = (next.deleted + DELETE_SLICE).min(merge.seqs.len());
-            if let Some(through) = next.deleted.checked_sub(1).map(|last| merge.seqs[last]) {
-                tx.prepare_cached("DELETE FROM event_ids_new WHERE seq <= ?1")?
-                    .execute([through])?;
-            }
-        }
+            merge.delete_slice(tx)?
+        };
         self.merged_to = Some(next);
         Ok(())
     }
@@ -267,6 +257,34 @@ impl Merge {
             seqs,
             done: Progress::default(),
         }
+    }
+
+    /// Copies the next [`MERGE_SLICE`] entries into `event_ids`; how far that takes it.
+    fn copy_slice(&self, tx: &Transaction<'_>) -> Result<Progress, Failure> {
+        let copied = (self.done.copied + MERGE_SLICE).min(self.entries.len());
+        let mut copy =
+            tx.prepare_cached("INSERT OR IGNORE INTO event_ids (hash, seq) VALUES (?1, ?2)")?;
+        for (hash, seq) in &self.entries[self.done.copied..copied] {
+            copy.execute(params![hash, seq])?;
+        }
+        Ok(Progress {
+            copied,
+            ..self.done
+        })
+    }
+
+    /// Deletes the next [`DELETE_SLICE`] merged rows of `event_ids_new`, oldest first; how far
+    /// that takes it.
+    fn delete_slice(&self, tx: &Transaction<'_>) -> Result<Progress, Failure> {
+        let deleted = (self.done.deleted + DELETE_SLICE).min(self.seqs.len());
+        if let Some(through) = deleted.checked_sub(1).map(|last| self.seqs[last]) {
+            tx.prepare_cached("DELETE FROM event_ids_new WHERE seq <= ?1")?
+                .execute([through])?;
+        }
+        Ok(Progress {
+            deleted,
+            ..self.done
+        })
     }
 
     /// The entries with this hash (in either part: copied or not).

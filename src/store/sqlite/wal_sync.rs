@@ -120,7 +120,7 @@ impl WalFile {
     /// Flushes the WAL's data to stable storage, and the data directory after a WAL file this
     /// syncer has not synced before (see the module doc).
     fn sync(&mut self) -> std::io::Result<()> {
-        let current = std::fs::metadata(&self.path)?.ino();
+        let current = inode(&self.path)?;
         if self.open.as_ref().map(|(_, ino)| *ino) != Some(current) {
             let file = File::open(&self.path)?;
             let ino = file.metadata()?.ino();
@@ -136,6 +136,43 @@ impl WalFile {
         }
         Ok(())
     }
+}
+
+/// The inode number of the file at `path`, asking for nothing else.
+///
+/// A `stat` that reads a file's times tells Linux (6.13 and later: "multigrain timestamps")
+/// that someone is watching them, and the next write stamps the file with a fine-grained time
+/// rather than the clock's last tick: the inode changes with every write. The syncers looked up
+/// the WAL's inode with `std::fs::metadata` before each fsync, which asks for the times; on ext4
+/// every `fdatasync` then wrote the inode block as well (3 device writes per fsync instead of
+/// 2.2, docs/performance-log.md, "The fsync threads' stat dirtied the WAL's inode").
+#[cfg(target_os = "linux")]
+fn inode(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a path"))?;
+    // SAFETY: `statx` is a plain C struct, for which all zeroes is a valid value.
+    let mut found: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and lives through the call; `found` is writable.
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0,
+            libc::STATX_INO,
+            &mut found,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(found.stx_ino)
+}
+
+/// The inode number of the file at `path`.
+#[cfg(not(target_os = "linux"))]
+fn inode(path: &Path) -> std::io::Result<u64> {
+    Ok(std::fs::metadata(path)?.ino())
 }
 
 /// Flushes a directory's entries (files created, renamed or deleted in it) to stable storage.
@@ -213,6 +250,16 @@ mod tests {
             Some(second),
             "and again with its replacement"
         );
+    }
+
+    #[test]
+    fn the_inode_is_the_one_stat_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.db-wal");
+        std::fs::write(&path, b"frames").unwrap();
+        let stat = std::fs::metadata(&path).unwrap().ino();
+        assert_eq!(inode(&path).unwrap(), stat);
+        assert!(inode(&dir.path().join("missing")).is_err());
     }
 
     #[test]

@@ -138,7 +138,7 @@ impl WalFile {
     }
 }
 
-/// The inode number of the file at `path`, asking for nothing else.
+/// The inode number of the file at `path`, asking for nothing else where the system can.
 ///
 /// A `stat` that reads a file's times tells Linux (6.13 and later: "multigrain timestamps")
 /// that someone is watching them, and the next write stamps the file with a fine-grained time
@@ -146,33 +146,41 @@ impl WalFile {
 /// the WAL's inode with `std::fs::metadata` before each fsync, which asks for the times; on ext4
 /// every `fdatasync` then wrote the inode block as well (3 device writes per fsync instead of
 /// 2.2, docs/performance-log.md, "The fsync threads' stat dirtied the WAL's inode").
-#[cfg(target_os = "linux")]
 fn inode(path: &Path) -> std::io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    if let Some(ino) = statx_inode(path)? {
+        return Ok(ino);
+    }
+    Ok(std::fs::metadata(path)?.ino())
+}
+
+/// `statx(STATX_INO)`; `None` where there is no `statx` (kernels before 4.11, and container
+/// seccomp profiles older than it, which refuse it with `EPERM`).
+#[cfg(target_os = "linux")]
+fn statx_inode(path: &Path) -> std::io::Result<Option<u64>> {
     use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a path"))?;
     // SAFETY: `statx` is a plain C struct, for which all zeroes is a valid value.
     let mut found: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: `path` is NUL-terminated and lives through the call; `found` is writable.
+    // SAFETY: `c_path` is NUL-terminated and lives through the call; `found` is writable.
     let rc = unsafe {
         libc::statx(
             libc::AT_FDCWD,
-            path.as_ptr(),
+            c_path.as_ptr(),
             0,
             libc::STATX_INO,
             &mut found,
         )
     };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
+    if rc == 0 {
+        return Ok(Some(found.stx_ino));
     }
-    Ok(found.stx_ino)
-}
-
-/// The inode number of the file at `path`.
-#[cfg(not(target_os = "linux"))]
-fn inode(path: &Path) -> std::io::Result<u64> {
-    Ok(std::fs::metadata(path)?.ino())
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ENOSYS | libc::EPERM) => Ok(None),
+        _ => Err(error),
+    }
 }
 
 /// Flushes a directory's entries (files created, renamed or deleted in it) to stable storage.

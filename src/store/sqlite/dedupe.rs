@@ -332,6 +332,15 @@ mod tests {
         seq
     }
 
+    /// Rows in `event_ids` and in `event_ids_new`.
+    fn id_rows(conn: &Connection) -> (usize, usize) {
+        let count = |table: &str| -> usize {
+            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        (count("event_ids"), count("event_ids_new"))
+    }
+
     fn in_tx<T>(
         conn: &mut Connection,
         ids: &mut EventIds,
@@ -402,17 +411,12 @@ mod tests {
             }
         });
         assert!(ids.wants_merge());
-        let count = |conn: &Connection, table: &str| -> usize {
-            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .unwrap()
-        };
-        let counts = |conn: &Connection| (count(conn, "event_ids"), count(conn, "event_ids_new"));
         let mut steps = 0;
         while ids.wants_merge() {
-            let (merged, new) = counts(&conn);
+            let (merged, new) = id_rows(&conn);
             in_tx(&mut conn, &mut ids, |tx, ids| ids.merge_step(tx).unwrap());
             steps += 1;
-            let (merged_after, new_after) = counts(&conn);
+            let (merged_after, new_after) = id_rows(&conn);
             assert!(
                 merged_after - merged <= MERGE_SLICE,
                 "step {steps} copies a slice"
@@ -435,7 +439,7 @@ mod tests {
             steps,
             total.div_ceil(MERGE_SLICE) + total.div_ceil(DELETE_SLICE)
         );
-        assert_eq!(counts(&conn), (total, 0));
+        assert_eq!(id_rows(&conn), (total, 0));
         assert!(ids.fresh.is_empty() && ids.merge.is_none());
 
         let later = in_tx(&mut conn, &mut ids, |tx, ids| insert(tx, ids, "evt_later"));
@@ -472,12 +476,8 @@ mod tests {
         while ids.wants_merge() {
             in_tx(&mut conn, &mut ids, |tx, ids| ids.merge_step(tx).unwrap());
         }
-        let count = |table: &str| -> usize {
-            conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .unwrap()
-        };
         assert_eq!(
-            (count("event_ids"), count("event_ids_new")),
+            id_rows(&conn),
             (MERGE_AT - MERGE_AT.div_ceil(1000), 0),
             "no entry outlives its event"
         );

@@ -167,7 +167,7 @@ const LATENCY_TARGET_SHARE: f64 = 0.5;
 /// saturation throughput (a rate given in requests per second is held to them when no
 /// saturation was measured).
 fn held_to_latency_targets(run: &OpenLoopResult) -> bool {
-    run.share_of_saturation()
+    run.share_of_saturation
         .is_none_or(|share| share <= LATENCY_TARGET_SHARE + 1e-9)
 }
 

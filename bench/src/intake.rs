@@ -10,7 +10,7 @@ use crate::child::{self, ChildProc, Spawn};
 use crate::context::Context;
 use crate::load::{self, Conn, PhaseStats};
 use crate::requests::{Ids, Prepared};
-use crate::results::{CpuShares, StoreCounters, TargetResult};
+use crate::results::{CpuShares, HandlerLatency, StoreCounters, TargetResult};
 use crate::rss::{self, CpuMeter, Memory, Sampler};
 use crate::stats::round;
 
@@ -327,6 +327,72 @@ pub async fn store_counters(admin: SocketAddr) -> Option<StoreCounters> {
     })
 }
 
+/// The histogram of hookline's handler latency (see [`HandlerLatency`]).
+const HANDLER_HISTOGRAM: &str = "hookline_intake_duration_seconds";
+
+/// hookline's own histogram of its handler's latency, from its admin `/metrics`; `None` if it
+/// cannot be read or counted nothing.
+pub async fn handler_latency(admin: SocketAddr) -> Option<HandlerLatency> {
+    handler_latency_in(&metrics_text(admin).await?)
+}
+
+/// [`handler_latency`] from the text of a `/metrics` page.
+fn handler_latency_in(text: &str) -> Option<HandlerLatency> {
+    let buckets = histogram_buckets(text, HANDLER_HISTOGRAM);
+    let &(_, intakes) = buckets.last()?;
+    if intakes == 0.0 {
+        return None;
+    }
+    let within = |seconds: f64| {
+        buckets
+            .iter()
+            .rev()
+            .find(|(bound, _)| *bound <= seconds)
+            .map_or(0.0, |(_, count)| *count)
+    };
+    let at_most = |share: f64| {
+        let (bound, _) = buckets
+            .iter()
+            .find(|(_, count)| *count >= share * intakes)?;
+        bound.is_finite().then(|| round(bound * 1000.0, 3))
+    };
+    Some(HandlerLatency {
+        intakes: intakes as u64,
+        within_5ms_percent: round(100.0 * within(0.005) / intakes, 2),
+        p99_at_most_ms: at_most(0.99),
+        p999_at_most_ms: at_most(0.999),
+    })
+}
+
+/// The cumulative buckets of histogram `name` (Prometheus text format), as (upper bound in the
+/// histogram's unit, count up to it), summed over label sets and ordered by bound.
+fn histogram_buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
+    let bucket = format!("{name}_bucket");
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        if series.split('{').next() != Some(bucket.as_str()) {
+            continue;
+        }
+        let bound = series
+            .split("le=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|le| le.parse::<f64>().ok());
+        let (Some(bound), Ok(count)) = (bound, value.parse::<f64>()) else {
+            continue;
+        };
+        match buckets.iter_mut().find(|(b, _)| *b == bound) {
+            Some((_, total)) => *total += count,
+            None => buckets.push((bound, count)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
 /// Waits until the default route's deliveries have caught up with the accepted events; the
 /// seconds that took after the load ended, or `None` past [`CATCH_UP_LIMIT`].
 async fn catch_up(admin: SocketAddr, accepted: u64) -> Option<f64> {
@@ -372,7 +438,8 @@ pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::metric_sum;
+    use super::{handler_latency_in, metric_sum};
+    use crate::results::HandlerLatency;
 
     #[test]
     fn metric_lines_are_summed_by_name_and_label() {
@@ -389,5 +456,28 @@ mod tests {
             4.0
         );
         assert_eq!(metric_sum(text, "hookline_missing", ""), 0.0);
+    }
+
+    #[test]
+    fn the_handler_histogram_gives_its_share_within_5_ms_and_bucket_bounds() {
+        let text = "# TYPE hookline_intake_duration_seconds histogram\n\
+            hookline_intake_duration_seconds_bucket{le=\"0.001\"} 500\n\
+            hookline_intake_duration_seconds_bucket{le=\"0.0025\"} 950\n\
+            hookline_intake_duration_seconds_bucket{le=\"0.005\"} 995\n\
+            hookline_intake_duration_seconds_bucket{le=\"0.01\"} 998\n\
+            hookline_intake_duration_seconds_bucket{le=\"+Inf\"} 1000\n\
+            hookline_intake_duration_seconds_sum 1.5\n\
+            hookline_intake_duration_seconds_count 1000\n";
+        assert_eq!(
+            handler_latency_in(text),
+            Some(HandlerLatency {
+                intakes: 1000,
+                within_5ms_percent: 99.5,
+                p99_at_most_ms: Some(5.0),
+                p999_at_most_ms: None,
+            }),
+            "99.9 % are only under +Inf"
+        );
+        assert_eq!(handler_latency_in("hookline_requests_total 3\n"), None);
     }
 }

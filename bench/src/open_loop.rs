@@ -124,6 +124,7 @@ pub async fn run(
     hookline.child.check_alive()?;
     let memory = rss::memory(pid).ok_or("hookline exited during the open-loop run")?;
     let store = intake::store_counters(hookline.admin).await;
+    let handler = intake::handler_latency(hookline.admin).await;
     hookline.child.terminate(STOP_TIMEOUT).await?;
     if !ctx.scratch.keep {
         let _ = std::fs::remove_dir_all(&data);
@@ -136,6 +137,7 @@ pub async fn run(
         rate: rate.to_string(),
         target_per_s: round(per_second, 0),
         saturation_per_s: saturation,
+        share_of_saturation: share_of(per_second, saturation),
         seconds: round(stats.elapsed.as_secs_f64(), 3),
         scheduled: count as u64,
         answered_per_s: round(answered as f64 / stats.elapsed.as_secs_f64().max(1e-9), 0),
@@ -151,7 +153,13 @@ pub async fn run(
         sampled_max_rss_mb: round(rss::max_mb(&samples), 1),
         disk_kb_per_request: disk_written.map(|b| round(b as f64 / 1024.0 / count as f64, 2)),
         store,
+        handler,
     })
+}
+
+/// `per_second` as a share of the `saturation` throughput, when one was measured.
+fn share_of(per_second: f64, saturation: Option<f64>) -> Option<f64> {
+    saturation.filter(|s| *s > 0.0).map(|s| per_second / s)
 }
 
 /// What the connections saw, and how late requests left the generator.
@@ -292,6 +300,19 @@ mod tests {
         );
         assert!(Rate::OfSaturation(50.0).per_second(None).is_err());
         assert_eq!(Rate::PerSecond(7.0).per_second(None), Ok(7.0));
+    }
+
+    #[test]
+    fn half_of_an_odd_throughput_is_half_not_a_hair_above() {
+        for saturation in [17_353.0, 15_771.0, 20_001.0] {
+            let per_second = Rate::OfSaturation(50.0).per_second(Some(saturation));
+            let share = share_of(per_second.unwrap(), Some(saturation)).unwrap();
+            assert!((share - 0.5).abs() < 1e-12, "{saturation}: {share}");
+            let rounded = (saturation / 2.0).round() / saturation;
+            assert!(rounded > 0.5, "rounding the rate first gave {rounded}");
+        }
+        assert_eq!(share_of(5000.0, None), None);
+        assert_eq!(share_of(5000.0, Some(20_000.0)), Some(0.25));
     }
 
     #[test]

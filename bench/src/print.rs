@@ -3,8 +3,8 @@
 use crate::disk::DiskFloor;
 use crate::requests::Ids;
 use crate::results::{
-    Breakdown, DeliveryResult, OpenLoopResult, OrderingResult, OverloadResult, RecoveryResult,
-    Report, TargetResult,
+    Breakdown, DeliveryResult, HandlerLatency, OpenLoopResult, OrderingResult, OverloadResult,
+    RecoveryResult, Report, TargetResult,
 };
 
 impl Report {
@@ -340,7 +340,22 @@ fn print_open_loop(runs: &[OpenLoopResult]) {
             run.disk_kb_per_request
                 .map_or("?".to_owned(), |kb| format!("{kb:.2}"))
         );
+        if let Some(handler) = &run.handler {
+            print_handler_latency(handler);
+        }
     }
+}
+
+/// hookline's own view of an open-loop run: its handler's histogram.
+fn print_handler_latency(handler: &HandlerLatency) {
+    let bound =
+        |ms: Option<f64>| ms.map_or("> the largest bucket".to_owned(), |ms| format!("≤ {ms} ms"));
+    println!(
+        "    hookline's handler (its own histogram): {:.2} % within 5 ms; p99 {}, p99.9 {}",
+        handler.within_5ms_percent,
+        bound(handler.p99_at_most_ms),
+        bound(handler.p999_at_most_ms)
+    );
 }
 
 /// The crash-recovery rounds.

@@ -13,8 +13,9 @@ use crate::requests::Ids;
 use crate::stats::{median_index, round};
 
 pub use run::{
-    CpuShares, DeliveryResult, Latency, MemorySeries, OpenLoopResult, OrderingResult,
-    OrderingRound, OverloadResult, RecoveryResult, RecoveryRound, StoreCounters, TargetResult,
+    CpuShares, DeliveryResult, HandlerLatency, Latency, MemorySeries, OpenLoopResult,
+    OrderingResult, OrderingRound, OverloadResult, RecoveryResult, RecoveryRound, StoreCounters,
+    TargetResult,
 };
 
 /// The run's settings, recorded with the results.

@@ -40,6 +40,23 @@ impl Latency {
     }
 }
 
+/// hookline's own view of an open-loop run's latency: its `hookline_intake_duration_seconds`
+/// histogram, from the moment its handler starts on a request to its answer. Beside the
+/// latency the generator measures, it tells hookline's share of a tail from the rest (the
+/// generator, the wait for the server's request thread, the network stack). Its buckets are
+/// coarse, so percentiles are given as the bucket bound they fall under.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HandlerLatency {
+    /// Intakes the histogram counted.
+    pub intakes: u64,
+    /// Share of them answered within 5 ms, percent.
+    pub within_5ms_percent: f64,
+    /// The smallest bucket bound that 99 % of intakes fall under, ms.
+    pub p99_at_most_ms: Option<f64>,
+    /// The same for 99.9 %, ms.
+    pub p999_at_most_ms: Option<f64>,
+}
+
 /// What hookline's own metrics say about a run: proof that every 2xx was a stored event, and how
 /// well group commit batched.
 #[derive(Debug, Clone, Serialize)]
@@ -309,6 +326,9 @@ pub struct OpenLoopResult {
     /// The closed-loop durable throughput with the same ids in this run, when the rate is a
     /// share of it.
     pub saturation_per_s: Option<f64>,
+    /// The rate as a share of that throughput, when it was measured: from the rate before
+    /// `target_per_s` was rounded, so that `50%` of an odd throughput is 0.5, not a hair above.
+    pub share_of_saturation: Option<f64>,
     /// From the first due time to the last answer, seconds.
     pub seconds: f64,
     /// Requests scheduled.
@@ -340,19 +360,14 @@ pub struct OpenLoopResult {
     pub disk_kb_per_request: Option<f64>,
     /// hookline's own counters, checkpoints included.
     pub store: Option<StoreCounters>,
+    /// hookline's own histogram of its handler's latency (`None`: not readable).
+    pub handler: Option<HandlerLatency>,
 }
 
 impl OpenLoopResult {
     /// Scheduled requests that did not get a 2xx.
     pub fn failed(&self) -> u64 {
         self.non_2xx + self.errors + self.unsent
-    }
-
-    /// The rate as a share of the measured saturation throughput, when known.
-    pub fn share_of_saturation(&self) -> Option<f64> {
-        self.saturation_per_s
-            .filter(|s| *s > 0.0)
-            .map(|s| self.target_per_s / s)
     }
 }
 

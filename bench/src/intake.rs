@@ -369,19 +369,13 @@ fn handler_latency_in(text: &str) -> Option<HandlerLatency> {
 fn histogram_buckets(text: &str, name: &str) -> Vec<(f64, f64)> {
     let bucket = format!("{name}_bucket");
     let mut buckets: Vec<(f64, f64)> = Vec::new();
-    for line in text.lines().filter(|line| !line.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        if series.split('{').next() != Some(bucket.as_str()) {
-            continue;
-        }
+    for (series, count) in samples(text, &bucket) {
         let bound = series
             .split("le=\"")
             .nth(1)
             .and_then(|rest| rest.split('"').next())
             .and_then(|le| le.parse::<f64>().ok());
-        let (Some(bound), Ok(count)) = (bound, value.parse::<f64>()) else {
+        let Some(bound) = bound else {
             continue;
         };
         match buckets.iter_mut().find(|(b, _)| *b == bound) {
@@ -426,14 +420,24 @@ pub async fn metrics_text(admin: SocketAddr) -> Option<String> {
 
 /// Sum of the samples of metric `name` whose labels contain `label` (Prometheus text format).
 pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
+    samples(text, name)
+        .filter(|(series, _)| series.contains(label))
+        .map(|(_, value)| value)
+        .sum()
+}
+
+/// The samples of metric `name` in a `/metrics` page (Prometheus text format), as (the series:
+/// name and labels, value); lines that do not parse are skipped.
+fn samples<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
     text.lines()
         .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
+        .filter_map(move |line| {
             let (series, value) = line.rsplit_once(' ')?;
-            let metric = series.split('{').next()?;
-            (metric == name && series.contains(label)).then(|| value.parse::<f64>().ok())?
+            if series.split('{').next()? != name {
+                return None;
+            }
+            Some((series, value.parse::<f64>().ok()?))
         })
-        .sum()
 }
 
 #[cfg(test)]

@@ -26,6 +26,14 @@
 //! in a hundred behind a slice: the p99 (docs/performance.md, "The merge of new ids held up the
 //! writer").
 //!
+//! A merge is also paced ([`MERGE_PACE`]): each new id that commits earns the merge the right
+//! to copy two ids, and a slice runs only once it has earned a whole slice. Slices after every
+//! batch put a whole merge into half a second, during which the writer needed a sixth more of
+//! the core than the requests left it, so at half the saturation load most of the requests
+//! slower than 5 ms fell into those half seconds (docs/performance.md, "The merge in a burst").
+//! Paced, a merge is spread over the next ~40,000 new ids and done well before the next one is
+//! due; with no new ids it waits, which costs nothing but memory that is bounded anyway.
+//!
 //! A hash is only a hint: an id is a duplicate only if the event a matching entry points to has
 //! that exact id, so two ids whose hashes collide are two events. Readers of other connections,
 //! which cannot see the writer's memory, find an id with [`SEQ_OF_ID`].
@@ -48,6 +56,11 @@ pub(super) const MERGE_SLICE: usize = 256;
 /// deleting rows in key order is cheaper than copying them, so a slice of these takes about as
 /// long as one of [`MERGE_SLICE`].
 pub(super) const DELETE_SLICE: usize = 1024;
+/// Ids of merge work each new id pays for once it commits: a slice (of either kind) runs only
+/// when the new ids since the last one have paid for [`MERGE_SLICE`]. A merge of [`MERGE_AT`]
+/// ids takes 1.25 × as many slices' worth of work (its copies, then a quarter as many slices of
+/// deletes), so it ends after ~0.63 × [`MERGE_AT`] new ids, before the next merge is due.
+pub(super) const MERGE_PACE: usize = 2;
 
 /// The `seq` of the event with id `?2` whose hash is `?1`, for connections other than the
 /// writer's: looked up in `event_ids` by its key, and in `event_ids_new` by a scan of at most
@@ -108,6 +121,9 @@ pub(super) struct EventIds {
     removed: Vec<Entry>,
     /// How far the open transaction took the merge.
     merged_to: Option<Progress>,
+    /// Merge work, in ids, that committed new ids have paid for and no slice has used yet (at
+    /// most one slice's worth).
+    paid: usize,
 }
 
 /// Entries being copied into `event_ids`, in hash order, then deleted from `event_ids_new`.
@@ -203,6 +219,14 @@ impl EventIds {
         self.merge.is_some() || self.fresh.len() >= MERGE_AT
     }
 
+    /// Whether the writer should take a merge step now: there is work and new ids have paid
+    /// for a slice of it ([`MERGE_PACE`]), or a merge under way has fallen so far behind that
+    /// enough new ids for the next one are waiting.
+    pub(super) fn merge_due(&self) -> bool {
+        let behind = self.merge.is_some() && self.fresh.len() >= MERGE_AT;
+        self.wants_merge() && (self.paid >= MERGE_SLICE || behind)
+    }
+
     /// Copies the next slice of the merge into `event_ids`, starting a merge first if enough
     /// ids are new; once all are copied, deletes the next slice of them from `event_ids_new`.
     pub(super) fn merge_step(&mut self, tx: &Transaction<'_>) -> Result<(), Failure> {
@@ -230,6 +254,10 @@ impl EventIds {
         if !committed {
             return;
         }
+        if merged_to.is_some() {
+            self.paid = self.paid.saturating_sub(MERGE_SLICE);
+        }
+        self.paid = (self.paid + added.len() * MERGE_PACE).min(MERGE_SLICE);
         self.fresh.extend(added);
         for entry in removed {
             self.fresh.remove(&entry);
@@ -483,6 +511,78 @@ mod tests {
         );
         assert!(!seen(&mut conn, &ids, "evt_0"));
         assert!(seen(&mut conn, &ids, "evt_1"));
+    }
+
+    /// Commits `count` new ids, `per_commit` to a transaction, as intake would, taking a merge
+    /// step whenever one is due, as the writer does between batches; the merge steps taken.
+    fn intake_with_paced_merge(
+        conn: &mut Connection,
+        ids: &mut EventIds,
+        first: usize,
+        count: usize,
+        per_commit: usize,
+    ) -> usize {
+        let mut steps = 0;
+        for start in (first..first + count).step_by(per_commit) {
+            in_tx(conn, ids, |tx, ids| {
+                for n in start..(start + per_commit).min(first + count) {
+                    insert(tx, ids, &format!("evt_{n}"));
+                }
+            });
+            if ids.merge_due() {
+                in_tx(conn, ids, |tx, ids| ids.merge_step(tx).unwrap());
+                steps += 1;
+            }
+        }
+        steps
+    }
+
+    #[test]
+    fn a_merge_step_is_due_only_once_new_ids_have_paid_for_it() {
+        let (_dir, mut conn) = inbox();
+        let mut ids = EventIds::default();
+        intake_with_paced_merge(&mut conn, &mut ids, 0, MERGE_AT, MERGE_AT);
+        assert!(ids.merge.is_some(), "enough ids started a merge");
+        assert!(!ids.merge_due(), "the step just taken used what was paid");
+        let per_slice = MERGE_SLICE / MERGE_PACE;
+        let steps = intake_with_paced_merge(&mut conn, &mut ids, MERGE_AT, per_slice - 1, 1);
+        assert_eq!(steps, 0, "{} new ids do not pay for a slice", per_slice - 1);
+        assert!(ids.wants_merge() && !ids.merge_due());
+        intake_with_paced_merge(&mut conn, &mut ids, MERGE_AT + per_slice - 1, 1, 1);
+        assert_eq!(ids.merge.as_ref().unwrap().done.copied, 2 * MERGE_SLICE);
+    }
+
+    #[test]
+    fn a_paced_merge_ends_before_the_next_one_is_due() {
+        let (_dir, mut conn) = inbox();
+        let mut ids = EventIds::default();
+        intake_with_paced_merge(&mut conn, &mut ids, 0, MERGE_AT, MERGE_AT);
+        let mut new_ids = 0;
+        while ids.merge.is_some() {
+            intake_with_paced_merge(&mut conn, &mut ids, MERGE_AT + new_ids, 8, 8);
+            new_ids += 8;
+        }
+        assert!(
+            new_ids < MERGE_AT * 2 / 3,
+            "the merge took {new_ids} new ids"
+        );
+        assert_eq!(id_rows(&conn), (MERGE_AT, new_ids));
+        assert_eq!(ids.fresh.len(), new_ids);
+    }
+
+    #[test]
+    fn a_merge_that_fell_behind_takes_a_step_after_every_batch() {
+        let (_dir, mut conn) = inbox();
+        let mut ids = EventIds::default();
+        intake_with_paced_merge(&mut conn, &mut ids, 0, MERGE_AT, MERGE_AT);
+        in_tx(&mut conn, &mut ids, |tx, ids| {
+            for n in MERGE_AT..2 * MERGE_AT {
+                insert(tx, ids, &format!("evt_{n}"));
+            }
+        });
+        in_tx(&mut conn, &mut ids, |tx, ids| ids.merge_step(tx).unwrap());
+        assert_eq!(ids.paid, 0, "the step used what the new ids paid");
+        assert!(ids.merge_due(), "a whole merge's worth of new ids waits");
     }
 
     #[test]

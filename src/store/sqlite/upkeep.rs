@@ -23,7 +23,7 @@ impl Upkeep for StoreUpkeep {
     }
 
     fn between_batches(&mut self, conn: &mut Connection) {
-        if self.ids.lock().wants_merge() {
+        if self.ids.lock().merge_due() {
             merge_a_slice(conn, &self.ids);
         }
         self.checkpoints.between_batches(conn);

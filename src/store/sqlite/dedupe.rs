@@ -27,12 +27,13 @@
 //! writer").
 //!
 //! A merge is also paced ([`MERGE_PACE`]): each new id that commits earns the merge the right
-//! to copy two ids, and a slice runs only once it has earned a whole slice. Slices after every
-//! batch put a whole merge into half a second, during which the writer needed a sixth more of
-//! the core than the requests left it, so at half the saturation load most of the requests
-//! slower than 5 ms fell into those half seconds (docs/performance.md, "The merge in a burst").
-//! Paced, a merge is spread over the next ~40,000 new ids and done well before the next one is
-//! due; with no new ids it waits, which costs nothing but memory that is bounded anyway.
+//! to copy two ids, and a slice runs only once it has earned a whole slice. A slice after every
+//! batch put a whole merge into about half a second, in which the writer took 15 points more
+//! of the core and left it almost nothing to spare, so at half the saturation load most of the
+//! requests slower than 5 ms fell into those half seconds (docs/performance.md, "The merge in a
+//! burst"). Paced, a merge is spread over the next ~41,000 new ids and done well before the
+//! next one is due; with no new ids it waits, its ids still in `event_ids_new` (and in the
+//! writer's memory), where every lookup finds them.
 //!
 //! A hash is only a hint: an id is a duplicate only if the event a matching entry points to has
 //! that exact id, so two ids whose hashes collide are two events. Readers of other connections,
@@ -47,7 +48,8 @@ use sha2::{Digest, Sha256};
 use super::error::Failure;
 
 /// Ids in `event_ids_new` that start a merge into `event_ids`. The writer keeps as many in
-/// memory (about 2 MiB); the more, the fewer times a merge rewrites each leaf of `event_ids`.
+/// memory (about 2 MiB, up to 1.6 × that while a paced merge runs); the more, the fewer times a
+/// merge rewrites each leaf of `event_ids`.
 pub(super) const MERGE_AT: usize = 65536;
 /// Ids a merge copies per transaction: small enough that a slice delays the next batch by a
 /// few tenths of a millisecond.
@@ -63,8 +65,9 @@ pub(super) const DELETE_SLICE: usize = 1024;
 pub(super) const MERGE_PACE: usize = 2;
 
 /// The `seq` of the event with id `?2` whose hash is `?1`, for connections other than the
-/// writer's: looked up in `event_ids` by its key, and in `event_ids_new` by a scan of at most
-/// about [`MERGE_AT`] narrow rows.
+/// writer's: looked up in `event_ids` by its key, and in `event_ids_new` by a scan of its
+/// narrow rows, at most about 1.6 × [`MERGE_AT`] (a merge under way, and the new ids that pay
+/// for it).
 pub(super) const SEQ_OF_ID: &str = "SELECT e.seq FROM events e WHERE e.id = ?2 AND e.seq IN (
      SELECT seq FROM event_ids WHERE hash = ?1 UNION ALL SELECT seq FROM event_ids_new WHERE hash = ?1)";
 
